@@ -1,0 +1,249 @@
+"""The one configuration schema of vla_ros.
+
+Every tunable of the nodes, the composed runner and the replay lives here, once, with its default,
+type, range and doc. The same schema is read from YAML files in ``config/`` (merged in order:
+default -> robot profile -> policy profile -> overrides), exposed as ROS parameters with dotted
+names (``policy.device``), and overridden on the command line with ``--set policy.device=cuda``.
+``docs/configuration.md`` is generated from it (``vla-ros config --doc``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import yaml
+
+from vla_ros.core import schema
+from vla_ros.core.schema import ConfigError, param, section
+
+__all__ = [
+    "ConfigError",
+    "ExecutorConfig",
+    "PolicyConfig",
+    "RobotConfig",
+    "SafetyConfig",
+    "SyncConfig",
+    "VlaConfig",
+    "config_from_dict",
+    "load_config",
+    "load_yaml",
+]
+
+
+@dataclass
+class RobotConfig:
+    """Robot profile: what the robot publishes and how it is commanded."""
+
+    name: str = param("generic", "Profile name, shown in logs and reports.")
+    camera_names: list[str] = param(
+        ["primary", "wrist"], "Camera names, in the order the policy expects them (first = primary)."
+    )
+    camera_topics: list[str] = param(
+        ["/camera/primary/image_raw", "/camera/wrist/image_raw"],
+        "One image topic per camera name; a topic ending in /compressed is read as sensor_msgs/CompressedImage.",
+    )
+    joint_state_topic: str = param("/joint_states", "sensor_msgs/JointState topic.")
+    joint_names: list[str] = param(
+        [], "Joint order of the state vector; empty = the order of the first JointState message."
+    )
+    gripper_joint: str = param("", "JointState name of the gripper joint ('' = no gripper feedback).")
+    gripper_closed: float = param(0.0, "Gripper joint position (robot units) when closed (normalised 0).")
+    gripper_open: float = param(0.08, "Gripper joint position (robot units) when fully open (normalised 1).")
+    ee_pose_topic: str = param(
+        "/ee_pose", "geometry_msgs/PoseStamped end-effector pose topic ('' = none; needed for ee_pose state and delta mode)."
+    )
+    instruction_topic: str = param("/instruction", "std_msgs/String instruction topic (transient-local).")
+    base_frame: str = param("base_link", "Frame of end-effector poses and commands.")
+    ee_frame: str = param("tool0", "End-effector frame name (child frame of the pose).")
+
+    def check(self) -> None:
+        if not self.camera_names:
+            raise ConfigError("robot.camera_names: expected at least one camera")
+        if len(self.camera_names) != len(self.camera_topics):
+            raise ConfigError(
+                f"robot.camera_topics: expected one topic per camera name ({len(self.camera_names)}: "
+                f"{', '.join(self.camera_names)}), got {len(self.camera_topics)}"
+            )
+        if len(set(self.camera_names)) != len(self.camera_names):
+            raise ConfigError(f"robot.camera_names: names must be unique, got {self.camera_names}")
+        if len(set(self.joint_names)) != len(self.joint_names):
+            raise ConfigError(f"robot.joint_names: names must be unique, got {self.joint_names}")
+
+
+@dataclass
+class PolicyConfig:
+    """Which policy runs, where, and when it is asked for a chunk."""
+
+    type: str = param("flow_matching", "Registry name of the policy (entry point group vla_ros.policies).")
+    checkpoint: str = param("", "Checkpoint directory ('' = the policy's built-in default, if it has one).")
+    device: str = param("cpu", "torch device: cpu, cuda, cuda:1, ...")
+    dtype: str = param("float32", "Compute dtype.", choices=("float32", "bfloat16", "float16"))
+    num_steps: int = param(10, "Euler denoising steps per chunk (flow-matching policies).", min=1, max=100)
+    instruction: str = param("", "Initial language instruction (until one arrives on the instruction topic).")
+    trigger: str = param(
+        "rate", "When to infer: 'rate' (fixed rate) or 'queue' (when the executor's plan runs low).",
+        choices=("rate", "queue"),
+    )
+    rate_hz: float = param(5.0, "Inference rate for trigger 'rate' (Hz).", min=0.1, max=200.0)
+    queue_threshold: float = param(
+        0.4, "Trigger 'queue': infer when the executor's remaining plan is shorter than this (s).", min=0.0
+    )
+    seed: int = param(0, "Seed of the sampling noise (deterministic chunks for identical inputs).", min=0)
+    rtc: bool = param(False, "Real-Time Chunking: inpaint the executor's committed actions into new chunks.")
+    rtc_max_guidance: float = param(5.0, "RTC: maximum guidance weight (beta).", min=0.0, max=100.0)
+    chunk_topic: str = param("action_chunk", "Topic the policy node publishes ActionChunk on.")
+    status_topic: str = param("policy_status", "Topic of PolicyStatus messages.")
+    status_rate_hz: float = param(2.0, "PolicyStatus publish rate (Hz).", min=0.1, max=100.0)
+
+
+@dataclass
+class SyncConfig:
+    """Approximate-time assembly of camera + joint-state observations (header stamps)."""
+
+    slop: float = param(0.05, "Maximum stamp difference between the inputs of one observation (s).", min=0.0, max=5.0)
+    queue_size: int = param(30, "Messages kept per input while waiting for partners.", min=1, max=1000)
+    max_age: float = param(
+        0.5, "An observation older than this (ROS time now - stamp) is not used and counts as dropped (s).",
+        min=0.0, max=60.0,
+    )
+
+
+@dataclass
+class ExecutorConfig:
+    """Streaming chunks to the arm at control rate."""
+
+    control_rate: float = param(100.0, "Control-loop rate (Hz).", min=1.0, max=1000.0)
+    strategy: str = param(
+        "crossfade", "How overlapping chunks combine.", choices=("replace", "crossfade", "temporal_ensemble")
+    )
+    ensemble_decay: float = param(
+        0.5, "temporal_ensemble: weight exp(-decay * age_in_steps); larger favours older chunks less.", min=0.0
+    )
+    latency_compensation: bool = param(True, "Skip actions whose time has passed when a chunk arrives.")
+    bridge_distance: float = param(
+        0.02, "Insert a bridge when a new plan starts further than this from the last command (m).", min=0.0
+    )
+    bridge_speed: float = param(0.1, "Speed of a bridge segment towards the new plan (m/s).", min=0.001)
+    watchdog_timeout: float = param(1.0, "No valid chunk for this long -> hold the last safe pose (s).", min=0.01)
+    expected_delay: float = param(
+        0.0, "Expected inference delay for RTC committed steps (s); 0 = use the measured chunk delay.", min=0.0
+    )
+    dry_run: bool = param(True, "Publish commands to the preview topics only, never to the robot.")
+    output_mode: str = param("pose", "Command output.", choices=("pose", "twist", "both"))
+    pose_topic: str = param("target_pose", "geometry_msgs/PoseStamped command topic.")
+    twist_topic: str = param("delta_twist_cmds", "geometry_msgs/TwistStamped command topic (MoveIt Servo).")
+    gripper_topic: str = param("gripper_command", "Gripper command topic.")
+    gripper_output: str = param(
+        "float64", "Gripper command type: std_msgs/Float64 position, sensor_msgs/JointState, both or none.",
+        choices=("float64", "joint_state", "both", "none"),
+    )
+    preview_prefix: str = param("preview", "Dry-run commands go to <prefix>/<command topic>.")
+    status_topic: str = param("executor_status", "Topic of ExecutorStatus messages.")
+    status_rate_hz: float = param(10.0, "ExecutorStatus publish rate (Hz).", min=0.1, max=200.0)
+
+
+@dataclass
+class SafetyConfig:
+    """Limits every command passes through; a violation is clamped or held, and counted."""
+
+    workspace_min: list[float] = param([-1.0, -1.0, 0.0], "Workspace box lower corner x, y, z (m, base frame).", length=3)
+    workspace_max: list[float] = param([1.0, 1.0, 1.5], "Workspace box upper corner x, y, z (m, base frame).", length=3)
+    max_linear_speed: float = param(0.25, "Maximum end-effector speed (m/s).", min=0.0)
+    max_angular_speed: float = param(1.5, "Maximum end-effector angular speed (rad/s).", min=0.0)
+    max_translation_step: float = param(0.05, "Largest jump of the target between two commands (m).", min=0.0)
+    max_rotation_step: float = param(0.2, "Largest rotation of the target between two commands (rad).", min=0.0)
+    gripper_min: float = param(0.0, "Lowest normalised gripper command.", min=0.0, max=1.0)
+    gripper_max: float = param(1.0, "Highest normalised gripper command.", min=0.0, max=1.0)
+
+    def check(self) -> None:
+        for axis, lo, hi in zip("xyz", self.workspace_min, self.workspace_max):
+            if not lo < hi:
+                raise ConfigError(f"safety.workspace_min: {axis} = {lo} must be below safety.workspace_max {axis} = {hi}")
+        if not self.gripper_min <= self.gripper_max:
+            raise ConfigError("safety.gripper_min: must not exceed safety.gripper_max")
+
+
+@dataclass
+class VlaConfig:
+    """Everything a vla_ros graph needs, in one validated object."""
+
+    robot: RobotConfig = section(RobotConfig, "Robot profile.")
+    policy: PolicyConfig = section(PolicyConfig, "Policy selection and triggering.")
+    sync: SyncConfig = section(SyncConfig, "Observation synchronisation.")
+    executor: ExecutorConfig = section(ExecutorConfig, "Chunk execution.")
+    safety: SafetyConfig = section(SafetyConfig, "Safety limits.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return schema.to_dict(self)
+
+    def flatten(self) -> dict[str, Any]:
+        return schema.flatten(self)
+
+    def with_overrides(self, overrides: dict[str, Any] | Iterable[str]) -> "VlaConfig":
+        """Copy with dotted-key overrides applied ({"policy.device": "cuda"} or ["policy.device=cuda"])."""
+        return config_from_dict(self.to_dict(), overrides)
+
+
+def _unwrap_ros_params(data: dict[str, Any]) -> dict[str, Any]:
+    """Accept ROS 2 parameter files (``node: {ros__parameters: {...}}``) as well as plain configs."""
+    if len(data) == 1:
+        (only,) = data.values()
+        if isinstance(only, dict) and "ros__parameters" in only:
+            return only["ros__parameters"] or {}
+    if "ros__parameters" in data:
+        return data["ros__parameters"] or {}
+    return data
+
+
+def _nest(data: dict[str, Any]) -> dict[str, Any]:
+    """Allow dotted keys in files too (``policy.device: cuda``), as ROS parameter files do."""
+    flat = {k: v for k, v in data.items() if "." in k}
+    nested = {k: v for k, v in data.items() if "." not in k}
+    return schema.deep_merge(nested, schema.unflatten(flat)) if flat else nested
+
+
+def load_yaml(path: str) -> dict[str, Any]:
+    """Read one config/profile YAML file into a (possibly partial) nested dict."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level, got {type(data).__name__}")
+    return _nest(_unwrap_ros_params(data))
+
+
+def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any] | Iterable[str] | None) -> dict[str, Any]:
+    if not overrides:
+        return data
+    if not isinstance(overrides, dict):
+        overrides = dict(schema.parse_override(o) for o in overrides)
+    return schema.deep_merge(data, schema.unflatten(dict(overrides)))
+
+
+def config_from_dict(data: dict[str, Any] | None, overrides: dict[str, Any] | Iterable[str] | None = None) -> VlaConfig:
+    """Validate a nested dict (+ dotted overrides) into a `VlaConfig`; errors name the key."""
+    return schema.from_dict(VlaConfig, _apply_overrides(_nest(dict(data or {})), overrides))
+
+
+def load_config(
+    paths: Iterable[str | os.PathLike] = (),
+    overrides: dict[str, Any] | Iterable[str] | None = None,
+) -> VlaConfig:
+    """Merge YAML files in order (later wins) on top of the schema defaults, then the overrides."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        part = load_yaml(os.fspath(path))
+        try:  # keys and types of each file alone, so an error names the file that holds it
+            schema.from_dict(VlaConfig, part, run_checks=False)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (in {os.fspath(path)})") from exc
+        merged = schema.deep_merge(merged, part)
+    return config_from_dict(merged, overrides)

@@ -1,0 +1,91 @@
+"""The policy protocol: what the policy node, the replay and the tests call.
+
+A policy turns one `Observation` into one `ActionChunk`. Concrete policies (the flow-matching VLA,
+the `hold` baseline, third-party plugins) subclass `Policy` and are found by name through
+`vla_ros.policy.registry`, so swapping policies is a parameter change, not a code change.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from vla_ros.core.types import ActionChunk, ActionMode, ChunkGuidance, Observation
+
+STATE_SOURCES = ("ee_pose", "joints", "none")
+
+
+@dataclass(frozen=True)
+class PolicyMetadata:
+    """What a loaded policy needs from the robot and what it produces.
+
+    The node and `vla-ros` check it against the robot profile before running (cameras present,
+    state available, dims agree), so a mismatch is an error at start-up, not a bad command later.
+    """
+
+    policy_type: str
+    checkpoint_id: str = ""
+    cameras: tuple[str, ...] = ()  # camera names the policy was trained with, in prefix order
+    state_source: str = "ee_pose"  # "ee_pose": (x,y,z,rx,ry,rz,gripper); "joints": joint positions (+gripper)
+    state_dim: int = 7
+    joint_names: tuple[str, ...] = ()  # for state_source == "joints": expected joint order ("" = any)
+    horizon: int = 10
+    dt: float = 0.1
+    action_mode: ActionMode = ActionMode.ABSOLUTE
+    image_size: tuple[int, int] = (224, 224)  # (height, width) the model sees
+    device: str = "cpu"
+    dtype: str = "float32"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.state_source not in STATE_SOURCES:
+            raise ValueError(f"policy metadata state_source: expected one of {STATE_SOURCES}, got {self.state_source!r}")
+        if self.horizon < 1:
+            raise ValueError(f"policy metadata horizon: expected >= 1, got {self.horizon}")
+        if not self.dt > 0:
+            raise ValueError(f"policy metadata dt: expected > 0 s, got {self.dt}")
+        object.__setattr__(self, "action_mode", ActionMode.parse(self.action_mode))
+
+    @property
+    def policy_id(self) -> str:
+        return self.policy_type
+
+
+class Policy(abc.ABC):
+    """Base class of every policy. Thread-compatible: one `infer` at a time per instance."""
+
+    policy_type: ClassVar[str] = ""
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls, checkpoint: str | None, device: str = "cpu", dtype: str = "float32") -> "Policy":
+        """Load from a checkpoint directory (offline, safetensors only) onto `device` in `dtype`."""
+
+    @property
+    @abc.abstractmethod
+    def metadata(self) -> PolicyMetadata:
+        """Static description of the loaded policy."""
+
+    @abc.abstractmethod
+    def infer(
+        self,
+        observation: Observation,
+        *,
+        noise: np.ndarray | None = None,
+        guidance: ChunkGuidance | None = None,
+    ) -> ActionChunk:
+        """Predict one chunk for `observation`.
+
+        `noise` ([horizon, 7], optional) makes stochastic policies deterministic; `guidance`
+        asks for Real-Time Chunking (policies that cannot do it ignore it). The returned chunk is
+        stamped with `observation.stamp`; the caller fills in seq and latency.
+        """
+
+    def reset(self) -> None:
+        """Forget any episode state (new instruction, new episode). Default: nothing to forget."""
+
+    def close(self) -> None:
+        """Release devices/memory. Default: nothing to release."""

@@ -1,0 +1,54 @@
+"""Find policy classes by type name, so a launch argument can swap policies.
+
+Third-party packages register a policy by declaring an entry point in the group
+``vla_ros.policies`` (``name = package.module:Class``). The built-in policies are declared there
+too (setup.cfg) and, as a fallback for source checkouts without installed metadata, listed here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib import metadata
+
+from vla_ros.policy.base import Policy
+
+ENTRY_POINT_GROUP = "vla_ros.policies"
+
+BUILTIN_POLICIES: dict[str, str] = {
+    "flow_matching": "vla_ros.policy.flow_matching.policy:FlowMatchingPolicy",
+    "hold": "vla_ros.policy.hold:HoldPolicy",
+}
+
+
+def _entry_points() -> dict[str, str]:
+    try:
+        eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    except TypeError:  # Python < 3.10 selection API; kept for old robots' system Python
+        eps = metadata.entry_points().get(ENTRY_POINT_GROUP, [])  # type: ignore[union-attr]
+    return {ep.name: ep.value for ep in eps}
+
+
+def available_policies() -> dict[str, str]:
+    """Type name -> 'module:Class' of every known policy (entry points win over built-ins)."""
+    found = dict(BUILTIN_POLICIES)
+    found.update(_entry_points())
+    return dict(sorted(found.items()))
+
+
+def get_policy_class(policy_type: str) -> type[Policy]:
+    """The class registered as `policy_type`; a clear error lists the known names."""
+    known = available_policies()
+    if policy_type not in known:
+        raise KeyError(f"policy.type: unknown policy {policy_type!r}; known policies: {', '.join(known)}")
+    module_name, _, attr = known[policy_type].partition(":")
+    obj = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not (isinstance(obj, type) and issubclass(obj, Policy)):
+        raise TypeError(f"policy.type: {policy_type!r} -> {known[policy_type]} is not a vla_ros Policy subclass")
+    return obj
+
+
+def load_policy(policy_type: str, checkpoint: str | None, device: str = "cpu", dtype: str = "float32") -> Policy:
+    """Resolve `policy_type` and load it from `checkpoint`."""
+    return get_policy_class(policy_type).load(checkpoint or None, device=device, dtype=dtype)
