@@ -22,7 +22,7 @@ if [ ! -f build/CMakeCache.txt ]; then
 fi
 cmake --build build -j "$(nproc)" >build/cmake-build.log 2>&1 \
   || { tail -50 build/cmake-build.log; echo "build.sh: build failed (build/cmake-build.log)"; exit 1; }
-cmake --install build >build/cmake-install.log 2>&1 \
+(cd build && cmake --install .) >build/cmake-install.log 2>&1 \
   || { tail -50 build/cmake-install.log; echo "build.sh: install failed (build/cmake-install.log)"; exit 1; }
 touch build/.vla_ros_installed
 echo "vla_ros built and installed into $root/install (source ./setup.bash to use it)"

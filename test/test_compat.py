@@ -1,0 +1,33 @@
+"""A policy that does not fit the robot profile is refused with both sides named."""
+
+import pytest
+
+from vla_ros.core.config import ConfigError, RobotConfig
+from vla_ros.policy.base import PolicyMetadata
+from vla_ros.policy.compat import check_compatible, compatibility_problems
+
+ONE_CAM = RobotConfig(name="franka", camera_names=["primary"], camera_topics=["/cam"])
+
+
+def test_three_camera_policy_on_one_camera_robot_names_both():
+    meta = PolicyMetadata("flow_matching", checkpoint_id="tri-cam", cameras=("primary", "wrist_left", "wrist_right"))
+    with pytest.raises(ConfigError) as err:
+        check_compatible(meta, ONE_CAM)
+    text = str(err.value)
+    assert "policy 'flow_matching' (checkpoint tri-cam) expects 3 camera(s)" in text
+    assert "robot profile 'franka' provides 1 (primary); missing: wrist_left, wrist_right" in text
+
+
+def test_subset_of_cameras_and_matching_state_is_fine():
+    meta = PolicyMetadata("flow_matching", cameras=("primary",))
+    assert compatibility_problems(meta, RobotConfig()) == []
+
+
+def test_state_requirements():
+    no_pose = RobotConfig(name="r", ee_pose_topic="")
+    assert "has no robot.ee_pose_topic" in compatibility_problems(PolicyMetadata("hold"), no_pose)[0]
+    joints = RobotConfig(name="r", joint_names=["a", "b", "c"])
+    meta = PolicyMetadata("p", state_source="joints", state_dim=8, joint_names=("a", "b", "x"))
+    problems = compatibility_problems(meta, joints)
+    assert "trained on joints (a, b, x) but robot profile 'r' lists robot.joint_names (a, b, c)" in problems[0]
+    assert "expects a joint state of dimension 8 but robot profile 'r' gives 3 joint(s)" in problems[1]

@@ -1,0 +1,154 @@
+"""Read ROS messages into numpy / vla_ros types without importing ROS.
+
+Every function here is duck-typed on the message *fields* (``msg.height``, ``msg.header.stamp.sec``,
+...), so the same code decodes rclpy messages in the nodes and `rosbags` messages in the replay.
+Bad input raises `MessageError` naming the field and the expected form; nothing half-decoded
+leaves this module.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from vla_ros.core.rotations import quat_normalize, quat_to_rotvec
+from vla_ros.core.types import ActionChunk, ActionMode, EEPose
+
+# encoding -> (channels, conversion to RGB)
+_RAW_ENCODINGS: dict[str, int] = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8UC1": 1, "8UC3": 3}
+SUPPORTED_ENCODINGS = tuple(_RAW_ENCODINGS)
+
+
+class MessageError(ValueError):
+    """A message cannot be turned into an observation / chunk; the text names the field."""
+
+
+def stamp_to_sec(stamp: Any) -> float:
+    """builtin_interfaces/Time -> float seconds."""
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+def sec_to_sec_nanosec(t: float) -> tuple[int, int]:
+    """float seconds -> (sec, nanosec) with 0 <= nanosec < 1e9, rounding to the nearest ns."""
+    total_ns = int(round(t * 1e9))
+    return total_ns // 1_000_000_000, total_ns % 1_000_000_000
+
+
+def _as_uint8_buffer(data: Any) -> np.ndarray:
+    if isinstance(data, np.ndarray):
+        return data.reshape(-1).view(np.uint8) if data.dtype != np.uint8 else data.reshape(-1)
+    return np.frombuffer(data if isinstance(data, (bytes, bytearray, memoryview)) else bytes(data), dtype=np.uint8)
+
+
+def _to_rgb(pixels: np.ndarray, encoding: str) -> np.ndarray:
+    if encoding == "rgb8":
+        rgb = pixels
+    elif encoding in ("bgr8", "8UC3"):
+        rgb = pixels[..., ::-1]
+    elif encoding == "rgba8":
+        rgb = pixels[..., :3]
+    elif encoding == "bgra8":
+        rgb = pixels[..., 2::-1]
+    else:  # mono8 / 8UC1
+        rgb = np.repeat(pixels[..., :1], 3, axis=2)
+    return np.ascontiguousarray(rgb)
+
+
+def image_to_rgb(msg: Any, topic: str = "image") -> np.ndarray:
+    """sensor_msgs/Image -> HxWx3 uint8 RGB (a copy). Honours row padding in ``step``."""
+    encoding = str(msg.encoding)
+    if encoding not in _RAW_ENCODINGS:
+        raise MessageError(
+            f"{topic}: encoding {encoding!r} is not supported; expected one of {', '.join(SUPPORTED_ENCODINGS)}"
+        )
+    channels = _RAW_ENCODINGS[encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise MessageError(f"{topic}: height/width: expected a non-empty image, got {height}x{width}")
+    row_bytes = width * channels
+    if step < row_bytes:
+        raise MessageError(f"{topic}: step: expected >= width*channels = {row_bytes} bytes, got {step}")
+    buf = _as_uint8_buffer(msg.data)
+    needed = step * (height - 1) + row_bytes
+    if buf.size < needed:
+        raise MessageError(f"{topic}: data: expected at least {needed} bytes for {height}x{width} {encoding} (step {step}), got {buf.size}")
+    if buf.size < step * height:  # last row without its padding: pad virtually
+        buf = np.concatenate([buf, np.zeros(step * height - buf.size, np.uint8)])
+    rows = buf[: step * height].reshape(height, step)[:, :row_bytes]
+    return _to_rgb(rows.reshape(height, width, channels), encoding)
+
+
+def compressed_image_to_rgb(msg: Any, topic: str = "image") -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg/png) -> HxWx3 uint8 RGB."""
+    import cv2  # local import: only needed for compressed transport
+
+    buf = _as_uint8_buffer(msg.data)
+    if buf.size == 0:
+        raise MessageError(f"{topic}: data: empty compressed image (format {msg.format!r})")
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise MessageError(f"{topic}: data: cannot decode compressed image of format {msg.format!r}; expected jpeg or png")
+    return np.ascontiguousarray(bgr[..., ::-1])
+
+
+def joint_positions(msg: Any, joint_names: Sequence[str], topic: str = "joint_states") -> np.ndarray:
+    """sensor_msgs/JointState -> positions in `joint_names` order (float64). Missing/NaN -> MessageError."""
+    names = list(msg.name)
+    positions = list(msg.position)
+    if len(positions) != len(names):
+        raise MessageError(f"{topic}: position: expected one value per name ({len(names)}), got {len(positions)}")
+    index = {n: i for i, n in enumerate(names)}
+    missing = [j for j in joint_names if j not in index]
+    if missing:
+        raise MessageError(f"{topic}: name: joint(s) {', '.join(missing)} missing; message has {', '.join(names) or 'no joints'}")
+    out = np.array([positions[index[j]] for j in joint_names], dtype=np.float64)
+    bad = [j for j, v in zip(joint_names, out) if not math.isfinite(v)]
+    if bad:
+        raise MessageError(f"{topic}: position: joint(s) {', '.join(bad)} are NaN or inf")
+    return out
+
+
+def pose_to_ee(pose: Any, frame_id: str = "", topic: str = "pose") -> EEPose:
+    """geometry_msgs/Pose -> EEPose; non-finite or zero quaternions raise MessageError."""
+    p, q = pose.position, pose.orientation
+    try:
+        return EEPose(np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w]), frame_id)
+    except ValueError as exc:
+        raise MessageError(f"{topic}: {exc}") from exc
+
+
+def chunk_from_msg(msg: Any, topic: str = "action_chunk") -> ActionChunk:
+    """vla_ros/ActionChunk message -> ActionChunk (validated: sizes, finiteness, mode, dt)."""
+    n_poses, n_grip = len(msg.poses), len(msg.gripper)
+    if n_poses == 0:
+        raise MessageError(f"{topic}: poses: expected at least one pose, got an empty chunk")
+    if n_grip != n_poses:
+        raise MessageError(f"{topic}: gripper: expected one value per pose ({n_poses}), got {n_grip}")
+    try:
+        mode = ActionMode(int(msg.action_mode))
+    except ValueError:
+        raise MessageError(f"{topic}: action_mode: expected 0 (absolute) or 1 (delta), got {msg.action_mode}") from None
+    pos = np.array([[p.position.x, p.position.y, p.position.z] for p in msg.poses], dtype=np.float64)
+    quat = np.array([[p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w] for p in msg.poses])
+    if not np.all(np.isfinite(quat)) or np.any(np.linalg.norm(quat, axis=1) < 1e-9):
+        raise MessageError(f"{topic}: poses.orientation: expected finite unit quaternions (x, y, z, w)")
+    actions = np.concatenate([pos, quat_to_rotvec(quat_normalize(quat)), np.asarray(msg.gripper, np.float64)[:, None]], axis=1)
+    frame = str(msg.header.frame_id)
+    try:
+        return ActionChunk(
+            stamp=stamp_to_sec(msg.header.stamp),
+            dt=float(msg.dt),
+            actions=actions,
+            mode=mode,
+            frame_id=frame,
+            reference_pose=pose_to_ee(msg.reference_pose, frame, topic + ".reference_pose") if mode == ActionMode.DELTA else None,
+            seq=int(msg.seq),
+            policy_id=str(msg.policy_id),
+            checkpoint_id=str(msg.checkpoint_id),
+            inference_latency=float(msg.inference_latency),
+            observation_age=float(msg.observation_age),
+        )
+    except ValueError as exc:
+        raise MessageError(f"{topic}: {exc}") from exc
