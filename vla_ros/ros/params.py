@@ -13,13 +13,17 @@ import math
 import typing
 from typing import Any, Iterable
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
-from rclpy.exceptions import ParameterUninitializedException
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import (
+    InvalidParameterTypeException,
+    InvalidParameterValueException,
+    ParameterUninitializedException,
+)
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from vla_ros.core import schema
-from vla_ros.core.config import VlaConfig, config_from_dict
+from vla_ros.core.config import ConfigError, VlaConfig, config_from_dict
 
 _ROS_TYPES = {
     str: Parameter.Type.STRING,
@@ -85,8 +89,16 @@ def declare_config(node: Node, base: VlaConfig | None = None, sections: Iterable
         default = defaults[key]
         descriptor = _descriptor(rows[key], ros_type)
         if not node.has_parameter(key):
-            # An empty list has no ROS type of its own: declare it typed and unset.
-            node.declare_parameter(key, ros_type if default == [] else default, descriptor)
+            try:
+                if default == []:
+                    # An empty list has no ROS type of its own: declare it statically typed and unset.
+                    descriptor.dynamic_typing = False
+                    node.declare_parameter(key, ros_type, descriptor)
+                else:
+                    node.declare_parameter(key, default, descriptor)
+            except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
+                # rclpy checks ranges/types of values given at launch; report them like the schema does.
+                raise ConfigError(f"{key}: {exc}") from exc
         try:
             value = node.get_parameter(key).value
         except ParameterUninitializedException:
