@@ -1,0 +1,67 @@
+"""The action expert's input and output heads: state token, action+time tokens, velocity readout.
+
+Suffix layout (pi0): ``[state token (optional), H action tokens]``. Each noisy action
+(padded to ``max_action_dim``) is projected to the expert width and fused with a sinusoidal
+embedding of the flow time t through a two-layer MLP (``swish(W_in [a; time]) -> W_out``), so every
+action token knows the noise level. After the transformer, ``action_out_proj`` reads the velocity
+off the last H suffix positions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def time_frequencies(dim: int, min_period: float, max_period: float, device: torch.device | str | None = None) -> torch.Tensor:
+    """Angular frequencies [dim // 2] (float32) for periods log-spaced in [min_period, max_period]."""
+    if dim % 2:
+        raise ValueError(f"time embedding width must be even, got {dim}")
+    fraction = torch.linspace(0.0, 1.0, dim // 2, dtype=torch.float64, device=device)
+    period = min_period * (max_period / min_period) ** fraction
+    return (2.0 * math.pi / period).to(torch.float32)
+
+
+def sinusoidal_time_embedding(t: torch.Tensor, dim: int, min_period: float, max_period: float,
+                              frequencies: torch.Tensor | None = None) -> torch.Tensor:
+    """[B] times -> [B, dim] float32 [sin, cos] features with periods log-spaced in [min_period, max_period]."""
+    freq = frequencies if frequencies is not None else time_frequencies(dim, min_period, max_period, t.device)
+    angle = t.to(torch.float32)[:, None] * freq[None, :]
+    return torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1)
+
+
+class SuffixHeads(nn.Module):
+    """Embeds the suffix and reads the velocity out of the expert's output."""
+
+    def __init__(self, width: int, max_action_dim: int, max_state_dim: int, use_state: bool,
+                 min_period: float, max_period: float):
+        super().__init__()
+        self.width = width
+        self.min_period = min_period
+        self.max_period = max_period
+        self.state_proj = nn.Linear(max_state_dim, width) if use_state else None
+        self.action_in_proj = nn.Linear(max_action_dim, width)
+        self.action_time_mlp_in = nn.Linear(2 * width, width)
+        self.action_time_mlp_out = nn.Linear(width, width)
+        self.action_out_proj = nn.Linear(width, max_action_dim)
+        self.register_buffer("time_frequencies", time_frequencies(width, min_period, max_period), persistent=False)
+
+    def embed(self, state: torch.Tensor | None, noisy_actions: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """state [B, max_state_dim] | None, noisy_actions [B, H, max_action_dim], t [B] -> [B, Ls, width]."""
+        dtype = self.action_in_proj.weight.dtype
+        a = self.action_in_proj(noisy_actions.to(dtype))
+        te = sinusoidal_time_embedding(t, self.width, self.min_period, self.max_period, self.time_frequencies).to(dtype)
+        te = te[:, None, :].expand_as(a)
+        x = self.action_time_mlp_out(F.silu(self.action_time_mlp_in(torch.cat([a, te], dim=-1))))
+        if self.state_proj is not None:
+            if state is None:
+                raise ValueError("this model has a state token; state is required")
+            x = torch.cat([self.state_proj(state.to(dtype))[:, None, :], x], dim=1)
+        return x
+
+    def velocity(self, suffix_out: torch.Tensor, horizon: int) -> torch.Tensor:
+        """Expert output [B, Ls, width] -> velocity [B, H, max_action_dim] in float32."""
+        return self.action_out_proj(suffix_out[:, -horizon:]).float()

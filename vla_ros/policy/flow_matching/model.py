@@ -1,0 +1,260 @@
+"""`FlowMatchingVLA`: the pi0-style deep-fusion flow-matching network (torch only, no I/O).
+
+Sequence = prefix ``[camera_1 tokens, ..., camera_C tokens, instruction tokens]`` (language
+backbone, bidirectional, padding and missing cameras masked out) followed by the suffix
+``[state token?, H action tokens]`` (action expert). Every layer runs ONE attention over both
+streams (`joint_layer`); the prefix never sees the suffix, so its keys/values can be computed once
+per observation and cached while the Euler steps run the suffix alone (`build_prefix_cache`,
+`forward_suffix_cached`). Time convention: t = 1 is pure noise, t = 0 is data;
+x_t = t * noise + (1 - t) * actions and the network predicts the velocity u = noise - actions.
+
+Everything here works in the model's normalised, padded action/state space; `policy` converts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from vla_ros.policy.flow_matching.backbone import FAMILIES, build_backbone, build_expert
+from vla_ros.policy.flow_matching.config import FlowMatchingConfig
+from vla_ros.policy.flow_matching.dual_vision import DualImageEncoder
+from vla_ros.policy.flow_matching.expert import SuffixHeads
+from vla_ros.policy.flow_matching.joint_layer import (
+    PrefixCache,
+    attention_bias,
+    block_attention_mask,
+    joint_layer_forward,
+    positions_from_mask,
+)
+from vla_ros.policy.flow_matching.vision import SiglipImageEncoder
+
+PREFIX_BLOCK, STATE_BLOCK, ACTION_BLOCK = 0, 1, 2
+
+
+@dataclass
+class SuffixLayout:
+    """What a suffix-only pass needs besides the embeddings: additive mask and RoPE (cos, sin)."""
+
+    bias: torch.Tensor  # [B, 1, Ls, Lp + Ls]
+    rotary: tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class ObservationTensors:
+    """One batch of model inputs, already on the model's device.
+
+    images: uint8 [B, C, 3, S, S] (resized + padded, not normalised); image_mask: bool [B, C]
+    (False = camera missing); tokens / token_mask: [B, L] long / bool; state: float32
+    [B, max_state_dim] normalised and zero-padded, or None for a state-less model.
+    """
+
+    images: torch.Tensor
+    image_mask: torch.Tensor
+    tokens: torch.Tensor
+    token_mask: torch.Tensor
+    state: torch.Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.tokens.shape[0])
+
+
+class FlowMatchingVLA(nn.Module):
+    def __init__(self, config: FlowMatchingConfig, pad_token_id: int | None = None):
+        super().__init__()
+        self.config = config
+        io = config.io
+        self.family = FAMILIES[config.backbone.family]
+        self.backbone = build_backbone(config.backbone, pad_token_id)
+        self.expert = build_expert(config.backbone, config.expert)
+        width = config.backbone.hidden_size
+        if config.vision.kind == "siglip":
+            self.vision = SiglipImageEncoder(config.vision.siglip, io.image_size, width)
+        else:
+            self.vision = DualImageEncoder(config.vision, io.image_size, width)
+        self.heads = SuffixHeads(
+            config.expert.hidden_size, io.max_action_dim, io.max_state_dim, io.uses_state,
+            config.sampling.min_period, config.sampling.max_period,
+        )
+        self.register_buffer("image_mean", torch.tensor(io.image_mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("image_std", torch.tensor(io.image_std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        valid = torch.zeros(io.max_action_dim, dtype=torch.bool)
+        valid[: io.action_dim] = True
+        self.register_buffer("action_dim_mask", valid, persistent=False)
+
+    # -- properties ------------------------------------------------------------------------------
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.backbone.norm.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.backbone.norm.weight.device
+
+    @property
+    def horizon(self) -> int:
+        return self.config.io.horizon
+
+    # -- embeddings ------------------------------------------------------------------------------
+
+    def normalize_images(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [N, 3, S, S] -> normalised float in the model dtype (math in float32)."""
+        x = images.to(torch.float32) / 255.0
+        return ((x - self.image_mean) / self.image_std).to(self.dtype)
+
+    def embed_prefix(self, obs: ObservationTensors) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> prefix embeddings [B, Lp, D] and its pad mask [B, Lp] (True = real token).
+
+        Only the present cameras go through the vision tower; a missing camera's token slots are
+        zeros with pad mask False, so nothing attends to them.
+        """
+        text = self.backbone.embed_tokens(obs.tokens)  # Gemma scales by sqrt(D) inside
+        b, c = obs.image_mask.shape
+        lang = None
+        if isinstance(self.vision, DualImageEncoder):
+            m = obs.token_mask.to(text.dtype)[..., None]
+            lang = (text * m).sum(1) / m.sum(1).clamp_min(1.0)  # mean instruction embedding [B, D]
+        n_tok = self.config.tokens_per_camera
+        img = text.new_zeros(b, c, n_tok, text.shape[-1])
+        present = obs.image_mask
+        if bool(present.any()):
+            pixels = self.normalize_images(obs.images[present])
+            img_lang = None if lang is None else lang[:, None].expand(b, c, -1)[present]
+            img[present] = self.vision(pixels, img_lang).to(text.dtype)
+        img_pad = present[:, :, None].expand(b, c, n_tok).reshape(b, c * n_tok)
+        embs = torch.cat([img.reshape(b, c * n_tok, -1), text], dim=1)
+        pad = torch.cat([img_pad, obs.token_mask.bool()], dim=1)
+        return embs, pad
+
+    def _suffix_layout_ids(self, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Suffix pad mask (all real) and block ids [B, Ls]: state block 1, action block 2."""
+        n = self.config.suffix_length
+        blocks = torch.full((batch_size, n), ACTION_BLOCK, dtype=torch.long, device=device)
+        if self.config.io.uses_state:
+            blocks[:, 0] = STATE_BLOCK
+        return torch.ones((batch_size, n), dtype=torch.bool, device=device), blocks
+
+    def embed_suffix(self, state: torch.Tensor | None, x_t: torch.Tensor, t: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> suffix embeddings [B, Ls, De], pad mask [B, Ls], block ids [B, Ls]."""
+        embs = self.heads.embed(state if self.config.io.uses_state else None, x_t, t)
+        return (embs, *self._suffix_layout_ids(embs.shape[0], embs.device))
+
+    # -- transformer passes ----------------------------------------------------------------------
+
+    def _rotary(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.backbone.rotary_emb(x, positions)
+
+    def forward_joint(self, prefix_embs: torch.Tensor, prefix_pad: torch.Tensor, suffix_embs: torch.Tensor,
+                      suffix_pad: torch.Tensor, suffix_blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prefix and suffix through all layers together (no cache) -> (prefix_out, suffix_out), final-normed."""
+        lp = prefix_embs.shape[1]
+        pad = torch.cat([prefix_pad, suffix_pad], dim=1)
+        blocks = torch.cat([torch.full_like(prefix_pad, PREFIX_BLOCK, dtype=torch.long), suffix_blocks], dim=1)
+        pos = positions_from_mask(pad)
+        bias = attention_bias(block_attention_mask(blocks, blocks, pad), self.dtype)
+        hp, hs = prefix_embs.to(self.dtype), suffix_embs.to(self.dtype)
+        rot = [self._rotary(hp, pos[:, :lp]), self._rotary(hs, pos[:, lp:])]
+        for lb, le in zip(self.backbone.layers, self.expert.layers):
+            (hp, hs), _ = joint_layer_forward([lb, le], [hp, hs], rot, bias, self.family.apply_rotary_pos_emb)
+        return self.backbone.norm(hp), self.expert.norm(hs)
+
+    def build_prefix_cache(self, prefix_embs: torch.Tensor, prefix_pad: torch.Tensor) -> PrefixCache:
+        """Prefix alone through all layers, keeping each layer's keys/values."""
+        pos = positions_from_mask(prefix_pad)
+        blocks = torch.zeros_like(prefix_pad, dtype=torch.long)
+        bias = attention_bias(block_attention_mask(blocks, blocks, prefix_pad), self.dtype)
+        h = prefix_embs.to(self.dtype)
+        rot = [self._rotary(h, pos), None]
+        keys, values = [], []
+        n = len(self.backbone.layers)
+        for i, (lb, le) in enumerate(zip(self.backbone.layers, self.expert.layers)):
+            (h, _), (k, v) = joint_layer_forward(
+                [lb, le], [h, None], rot, bias, self.family.apply_rotary_pos_emb, kv_only=(i == n - 1)
+            )
+            keys.append(k)
+            values.append(v)
+        return PrefixCache(keys, values, prefix_pad, prefix_pad.long().sum(dim=1))
+
+    def suffix_layout(self, cache: PrefixCache) -> SuffixLayout:
+        """Mask bias and RoPE tables of a suffix-only pass; they do not change between Euler steps."""
+        b = cache.pad_mask.shape[0]
+        suffix_pad, suffix_blocks = self._suffix_layout_ids(b, cache.pad_mask.device)
+        pos = positions_from_mask(suffix_pad, offset=cache.num_valid)
+        k_blocks = torch.cat([torch.full_like(cache.pad_mask, PREFIX_BLOCK, dtype=torch.long), suffix_blocks], dim=1)
+        k_valid = torch.cat([cache.pad_mask, suffix_pad], dim=1)
+        bias = attention_bias(block_attention_mask(suffix_blocks, k_blocks, k_valid), self.dtype)
+        probe = cache.keys[0].new_zeros((), dtype=self.dtype)
+        return SuffixLayout(bias, self._rotary(probe, pos))
+
+    def forward_suffix_cached(self, cache: PrefixCache, suffix_embs: torch.Tensor,
+                              layout: SuffixLayout | None = None) -> torch.Tensor:
+        """Suffix alone against the cached prefix keys/values -> suffix_out (final-normed)."""
+        if layout is None:
+            layout = self.suffix_layout(cache)
+        h = suffix_embs.to(self.dtype)
+        rot = [None, layout.rotary]
+        for i, (lb, le) in enumerate(zip(self.backbone.layers, self.expert.layers)):
+            (_, h), _ = joint_layer_forward(
+                [lb, le], [None, h], rot, layout.bias, self.family.apply_rotary_pos_emb,
+                past_kv=(cache.keys[i], cache.values[i]),
+            )
+        return self.expert.norm(h)
+
+    # -- velocity --------------------------------------------------------------------------------
+
+    def prefix_cache(self, obs: ObservationTensors) -> PrefixCache:
+        return self.build_prefix_cache(*self.embed_prefix(obs))
+
+    def velocity_cached(self, cache: PrefixCache, state: torch.Tensor | None, x_t: torch.Tensor,
+                        t: torch.Tensor, layout: SuffixLayout | None = None) -> torch.Tensor:
+        """v(x_t, t) [B, H, max_action_dim] float32, reusing the prefix cache (and the suffix layout)."""
+        embs = self.heads.embed(state if self.config.io.uses_state else None, x_t, t)
+        return self.heads.velocity(self.forward_suffix_cached(cache, embs, layout), self.horizon)
+
+    def velocity_naive(self, obs: ObservationTensors, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """v(x_t, t) recomputing everything: vision tower, text embedding, joint pass."""
+        prefix_embs, prefix_pad = self.embed_prefix(obs)
+        _, suffix_out = self.forward_joint(prefix_embs, prefix_pad, *self.embed_suffix(obs.state, x_t, t))
+        return self.heads.velocity(suffix_out, self.horizon)
+
+    # -- training --------------------------------------------------------------------------------
+
+    def sample_time(self, batch_size: int) -> torch.Tensor:
+        """t = time_min + (1 - time_min) * Beta(alpha, beta), float32 [B] (more mass near t = 1, the noisy end)."""
+        tr = self.config.training
+        dist = torch.distributions.Beta(torch.tensor(tr.time_beta_alpha), torch.tensor(tr.time_beta_beta))
+        t = dist.sample((batch_size,))
+        return (tr.time_min + (1.0 - tr.time_min) * t).to(device=self.device, dtype=torch.float32)
+
+    def compute_loss(self, obs: ObservationTensors, actions: torch.Tensor, *, noise: torch.Tensor | None = None,
+                     time: torch.Tensor | None = None, step_mask: torch.Tensor | None = None,
+                     reduce: bool = True) -> torch.Tensor:
+        """Flow-matching loss: MSE between predicted and target velocity over valid action dims.
+
+        actions: [B, H, max_action_dim] normalised, zero-padded; noise: same shape (default N(0, I));
+        time: [B] in (0, 1] (default the Beta schedule); step_mask: [B, H] bool (False = padded step).
+        reduce=False returns the per-sample loss [B].
+        """
+        actions = actions.to(device=self.device, dtype=torch.float32)
+        b = actions.shape[0]
+        if noise is None:
+            noise = torch.randn_like(actions)
+        if time is None:
+            time = self.sample_time(b)
+        t = time.to(actions)[:, None, None]
+        x_t = t * noise + (1.0 - t) * actions
+        target = noise - actions
+        prefix_embs, prefix_pad = self.embed_prefix(obs)
+        _, suffix_out = self.forward_joint(prefix_embs, prefix_pad, *self.embed_suffix(obs.state, x_t, time))
+        v = self.heads.velocity(suffix_out, self.horizon)
+        mask = self.action_dim_mask[None, None, :].expand_as(v).to(torch.float32)
+        if step_mask is not None:
+            mask = mask * step_mask.to(mask)[:, :, None]
+        err = (v - target).pow(2) * mask
+        per_sample = err.sum(dim=(1, 2)) / mask.sum(dim=(1, 2)).clamp_min(1.0)
+        return per_sample.mean() if reduce else per_sample

@@ -1,0 +1,365 @@
+"""`FlowMatchingPolicy`: the flow-matching VLA behind the `vla_ros.policy.base.Policy` interface.
+
+It owns everything between an `Observation` and an `ActionChunk`: checking the observation has
+what the checkpoint needs, image preprocessing on the device, tokenisation, state extraction and
+normalisation, sampling (cached Euler steps, optional Real-Time Chunking guidance), and the way
+back (un-normalise, trim the padded action dims, DELTA vs ABSOLUTE). It also carries the small
+training API used by the demo: `compute_norm_stats`, `make_training_batch`, `save` (and
+`vla_ros.policy.flow_matching.train.train`).
+
+Decisions worth knowing:
+- An empty instruction is allowed (the prefix then holds only the BOS token and the images); a
+  single-task checkpoint may be trained without instructions.
+- Missing cameras are masked out; at least one of the checkpoint's cameras must be present.
+- Returned grippers are clipped to [0, 1] (the ActionChunk contract).
+- Sampling noise comes from a generator seeded with `seed` (0 at load); `reset()` re-seeds it, so
+  an episode replays identically. Pass `noise` for explicit control.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from vla_ros.core.types import ACTION_DIM, ActionChunk, ActionMode, ChunkGuidance, Observation
+from vla_ros.policy.base import Policy, PolicyMetadata
+from vla_ros.policy.checkpoint import (
+    CheckpointError,
+    checkpoint_dir,
+    checkpoint_id,
+    load_into,
+    read_state_dict,
+    resolve_device,
+    resolve_dtype,
+    save_weights,
+    weight_files,
+    WEIGHTS_FILE,
+)
+from vla_ros.policy.flow_matching.action_space import absolute_to_delta, extract_state
+from vla_ros.policy.flow_matching.config import CONFIG_FILE, FlowMatchingConfig
+from vla_ros.policy.flow_matching.model import FlowMatchingVLA, ObservationTensors
+from vla_ros.policy.flow_matching.sampler import GuidanceTensors, sample_actions
+from vla_ros.policy.normalization import NORM_STATS_FILE, NormStats, Stats, compute_norm_stats
+from vla_ros.policy.preprocessing import ImagePreprocessor
+from vla_ros.policy.tokenizer import TextTokenizer
+
+_DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+
+
+def _identity_stats(dim: int) -> Stats:
+    z, o = np.zeros(dim), np.ones(dim)
+    return Stats(z, o, -o, o)
+
+
+class FlowMatchingPolicy(Policy):
+    policy_type = "flow_matching"
+
+    def __init__(self, model: FlowMatchingVLA, config: FlowMatchingConfig, tokenizer: TextTokenizer,
+                 norm_stats: NormStats | None, *, checkpoint_id: str = "", seed: int = 0):
+        """Wrap a built model; most callers want `load` (or `tiny.make_tiny_checkpoint` + `load`)."""
+        self.model = model
+        self.config = config
+        self.tokenizer = tokenizer
+        io = config.io
+        if norm_stats is None:
+            if io.normalization != "none":
+                raise ValueError(f"{NORM_STATS_FILE}: required for normalization {io.normalization!r}")
+            norm_stats = NormStats(_identity_stats(io.action_dim), _identity_stats(io.state_dim) if io.uses_state else None)
+        norm_stats.check_dims(io.state_dim if io.uses_state else 0, io.action_dim)
+        self.norm_stats = norm_stats
+        self._num_steps = config.sampling.num_steps
+        self._checkpoint_id = checkpoint_id
+        self._seed = int(seed)
+        self._images = ImagePreprocessor(io.cameras, io.image_size, model.device)
+        self._generator = torch.Generator(device=model.device)
+        self._generator.manual_seed(self._seed)
+        self._meta = self._make_metadata()
+
+    # -- loading / saving ------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, checkpoint: str | os.PathLike | None, device: str = "cpu", dtype: str = "float32") -> "FlowMatchingPolicy":
+        """Load a checkpoint directory offline (safetensors only) onto `device` in `dtype`.
+
+        Errors name the file and the key/tensor: missing config key, pickle weights, missing or
+        mis-shaped tensor, unknown special token, norm stats of the wrong size.
+        """
+        directory = checkpoint_dir(checkpoint)
+        dev, dt = resolve_device(device), resolve_dtype(dtype)
+        config = FlowMatchingConfig.from_json(directory / CONFIG_FILE)
+        tokenizer = TextTokenizer.load(
+            directory / config.tokenizer.file, config.io.max_text_tokens, config.tokenizer.pad_token, config.tokenizer.bos_token
+        )
+        if tokenizer.vocab_size > config.backbone.vocab_size:
+            raise CheckpointError(
+                f"{directory / config.tokenizer.file}: {tokenizer.vocab_size} tokens, but backbone.vocab_size is {config.backbone.vocab_size}"
+            )
+        stats_path = directory / NORM_STATS_FILE
+        norm_stats = None
+        if stats_path.is_file() or config.io.normalization != "none":
+            norm_stats = NormStats.load(stats_path)
+            norm_stats.check_dims(config.io.state_dim if config.io.uses_state else 0, config.io.action_dim, str(stats_path))
+        files = weight_files(directory)
+        state, origin = read_state_dict(files, "cpu")
+        model = build_model(config, tokenizer.pad_id, dev, dt)
+        load_into(model, state, origin, files[0] if len(files) == 1 else directory)
+        del state
+        return cls(model, config, tokenizer, norm_stats, checkpoint_id=checkpoint_id(directory, files))
+
+    def save(self, out_dir: str | os.PathLike) -> Path:
+        """Write a complete checkpoint directory that `load` reads back (same chunks for the same noise)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in ("pytorch_model.bin", "model.safetensors.index.json"):
+            if (out / stale).exists():
+                raise CheckpointError(f"{out / stale}: refusing to save next to other weights; use an empty directory")
+        self.config.to_json(out / CONFIG_FILE)
+        self.tokenizer.save(out / self.config.tokenizer.file)
+        self.norm_stats.save(out / NORM_STATS_FILE)
+        save_weights(self.model, out / WEIGHTS_FILE)
+        return out
+
+    @property
+    def metadata(self) -> PolicyMetadata:
+        return self._meta
+
+    def _make_metadata(self) -> PolicyMetadata:
+        io, m = self.config.io, self.model
+        return PolicyMetadata(
+            policy_type=self.policy_type,
+            checkpoint_id=self._checkpoint_id,
+            cameras=io.cameras,
+            state_source=io.state_source,
+            state_dim=io.state_dim,
+            joint_names=io.joint_names,
+            horizon=io.horizon,
+            dt=io.dt,
+            action_mode=ActionMode.parse(io.action_mode),
+            image_size=(io.image_size, io.image_size),
+            device=str(m.device),
+            dtype=_DTYPE_NAMES.get(m.dtype, str(m.dtype)),
+            extra={
+                "family": self.config.backbone.family,
+                "vision": self.config.vision.kind,
+                "num_steps": self.num_steps,
+                "normalization": io.normalization,
+                "max_text_tokens": io.max_text_tokens,
+                "parameters": sum(p.numel() for p in m.parameters()),
+            },
+        )
+
+    @property
+    def num_steps(self) -> int:
+        """Euler steps per chunk (config default; the node sets policy.num_steps from its config)."""
+        return self._num_steps
+
+    @num_steps.setter
+    def num_steps(self, value: int) -> None:
+        if int(value) < 1:
+            raise ValueError(f"num_steps: expected >= 1, got {value}")
+        self._num_steps = int(value)
+        self._meta = self._make_metadata()
+
+    # -- Policy interface ------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """New episode: re-seed the sampling noise."""
+        self._generator.manual_seed(self._seed)
+
+    def set_seed(self, seed: int) -> None:
+        """Seed of the sampling noise (the node's policy.seed); takes effect now and at every reset()."""
+        self._seed = int(seed)
+        self.reset()
+
+    def close(self) -> None:
+        dev = self.model.device
+        self.model = None  # type: ignore[assignment]
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def infer(self, observation: Observation, *, noise: np.ndarray | None = None,
+              guidance: ChunkGuidance | None = None, num_steps: int | None = None) -> ActionChunk:
+        """One chunk for `observation` (see the module docstring for what is required).
+
+        noise: [horizon, 7] or [horizon, max_action_dim] standard-normal draw (padded dims get 0
+        when only 7 are given). guidance: Real-Time Chunking targets (absolute 7-vectors on this
+        chunk's timeline); converted to the model space here.
+        """
+        if self.model is None:
+            raise RuntimeError("flow_matching policy: closed")
+        io = self.config.io
+        mode = ActionMode.parse(io.action_mode)
+        if mode == ActionMode.DELTA and observation.ee_pose is None:
+            raise ValueError("observation.ee_pose: this policy predicts DELTA actions relative to the end-effector pose, but it is missing")
+        obs = self.observation_tensors([observation])
+        noise_t = self._noise(noise)
+        guide = None if guidance is None else self._guidance(guidance, observation)
+        x = sample_actions(self.model, obs, noise_t, num_steps or self.num_steps, guidance=guide)
+        actions = self._to_robot(x[0, :, : io.action_dim].cpu().numpy())
+        return ActionChunk(
+            stamp=observation.stamp,
+            dt=io.dt,
+            actions=actions,
+            mode=mode,
+            frame_id=observation.ee_pose.frame_id if observation.ee_pose is not None else "",
+            reference_pose=observation.ee_pose if mode == ActionMode.DELTA else None,
+            policy_id=self.policy_type,
+            checkpoint_id=self._checkpoint_id,
+        )
+
+    # -- conversions -------------------------------------------------------------------------------
+
+    def observation_tensors(self, observations: Sequence[Observation]) -> ObservationTensors:
+        """Validate and convert observations into one model batch on the device."""
+        io = self.config.io
+        dev = self.model.device
+        images, masks, states, texts = [], [], [], []
+        for ob in observations:
+            img, present = self._images(ob.images)
+            if not bool(present.any()):
+                raise ValueError(
+                    f"observation.images: none of this policy's cameras {list(io.cameras)} is present "
+                    f"(got {sorted(ob.images)})"
+                )
+            images.append(img)
+            masks.append(present)
+            s = extract_state(ob, io)
+            if s is not None:
+                states.append(self._pad(self.norm_stats.state.normalize(s, io.normalization), io.max_state_dim))
+            if not isinstance(ob.instruction, str):
+                raise ValueError(f"observation.instruction: expected a string, got {type(ob.instruction).__name__}")
+            texts.append(ob.instruction)
+        ids, tmask = self.tokenizer.encode(texts)
+        state = None
+        if io.uses_state:
+            state = torch.from_numpy(np.stack(states)).to(device=dev, dtype=torch.float32)
+        return ObservationTensors(
+            images=torch.stack(images),
+            image_mask=torch.stack(masks),
+            tokens=torch.from_numpy(ids).to(dev),
+            token_mask=torch.from_numpy(tmask).to(dev),
+            state=state,
+        )
+
+    @staticmethod
+    def _pad(x: np.ndarray, n: int) -> np.ndarray:
+        out = np.zeros(x.shape[:-1] + (n,), dtype=np.float32)
+        out[..., : x.shape[-1]] = x
+        return out
+
+    def _noise(self, noise: np.ndarray | None) -> torch.Tensor:
+        io = self.config.io
+        shape = (1, io.horizon, io.max_action_dim)
+        if noise is None:
+            return torch.randn(shape, generator=self._generator, device=self.model.device, dtype=torch.float32)
+        n = np.asarray(noise, dtype=np.float32)
+        if n.ndim != 2 or n.shape[0] != io.horizon or n.shape[1] not in (ACTION_DIM, io.max_action_dim):
+            raise ValueError(f"noise: expected shape ({io.horizon}, {ACTION_DIM}) or ({io.horizon}, {io.max_action_dim}), got {n.shape}")
+        if not np.all(np.isfinite(n)):
+            raise ValueError("noise: contains NaN or inf")
+        return torch.from_numpy(self._pad(n, io.max_action_dim)[None]).to(self.model.device)
+
+    def _to_model_actions(self, actions_abs: np.ndarray, observation: Observation) -> np.ndarray:
+        """Absolute 7-vectors [..., H, 7] -> normalised model-space actions (delta if the checkpoint is)."""
+        io = self.config.io
+        a = np.asarray(actions_abs, dtype=np.float64)
+        if io.action_mode == "delta":
+            if observation.ee_pose is None:
+                raise ValueError("observation.ee_pose: needed to express actions as deltas, but it is missing")
+            a = absolute_to_delta(a, observation.ee_pose)
+        return self.norm_stats.actions.normalize(a, io.normalization)
+
+    def _to_robot(self, model_actions: np.ndarray) -> np.ndarray:
+        """Normalised [H, 7] -> robot units in the checkpoint's mode; gripper clipped to [0, 1]."""
+        a = self.norm_stats.actions.unnormalize(model_actions, self.config.io.normalization)
+        a[:, 6] = np.clip(a[:, 6], 0.0, 1.0)
+        return a
+
+    def _guidance(self, guidance: ChunkGuidance, observation: Observation) -> GuidanceTensors:
+        io = self.config.io
+        h = min(io.horizon, guidance.actions.shape[0])
+        target = np.zeros((io.horizon, io.max_action_dim), dtype=np.float32)
+        weights = np.zeros((io.horizon, io.max_action_dim), dtype=np.float32)
+        target[:h, : io.action_dim] = self._to_model_actions(guidance.actions[:h], observation)
+        weights[:h, : io.action_dim] = guidance.weights[:h, None]
+        dev = self.model.device
+        return GuidanceTensors(
+            target=torch.from_numpy(target[None]).to(dev),
+            weights=torch.from_numpy(weights[None]).to(dev),
+            max_weight=float(guidance.max_guidance_weight),
+        )
+
+    # -- training API ----------------------------------------------------------------------------
+
+    def compute_norm_stats(self, observations: Sequence[Observation], actions: np.ndarray) -> NormStats:
+        """Stats of this policy's model-space state and actions over a dataset.
+
+        actions: [N, H, 7] absolute end-effector targets (converted to deltas for a DELTA checkpoint).
+        """
+        io = self.config.io
+        acts = self._check_actions(observations, actions)
+        if io.action_mode == "delta":
+            acts = np.stack([absolute_to_delta(a, ob.ee_pose) for a, ob in zip(acts, observations)])
+        states = np.stack([extract_state(ob, io) for ob in observations]) if io.uses_state else None
+        return compute_norm_stats(states, acts)
+
+    def set_norm_stats(self, stats: NormStats) -> None:
+        io = self.config.io
+        stats.check_dims(io.state_dim if io.uses_state else 0, io.action_dim, "norm stats")
+        self.norm_stats = stats
+
+    def _check_actions(self, observations: Sequence[Observation], actions: np.ndarray) -> np.ndarray:
+        io = self.config.io
+        a = np.asarray(actions, dtype=np.float64)
+        if a.ndim != 3 or a.shape[1:] != (io.horizon, ACTION_DIM) or a.shape[0] != len(observations):
+            raise ValueError(f"actions: expected shape ({len(observations)}, {io.horizon}, {ACTION_DIM}), got {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError("actions: contains NaN or inf")
+        if io.action_mode == "delta" and any(ob.ee_pose is None for ob in observations):
+            raise ValueError("observation.ee_pose: a DELTA checkpoint needs every observation's end-effector pose")
+        return a
+
+    def make_training_batch(self, observations: Sequence[Observation], actions: np.ndarray) -> dict[str, torch.Tensor]:
+        """Observations + absolute action chunks [B, H, 7] -> a batch dict on the device.
+
+        Keys: images (uint8 [B, C, 3, S, S]), image_mask, tokens, token_mask, state (if the policy
+        has one; normalised, padded) and actions (float32 [B, H, max_action_dim], normalised, in the
+        checkpoint's mode, padded). Uses the current norm stats: set them first
+        (`set_norm_stats(compute_norm_stats(...))`) when training on new data.
+        """
+        io = self.config.io
+        acts = self._check_actions(observations, actions)
+        model_acts = np.stack([self._to_model_actions(a, ob) for a, ob in zip(acts, observations)])
+        obs = self.observation_tensors(observations)
+        batch = {k: v for k, v in dataclasses.asdict(obs).items() if v is not None}
+        batch["actions"] = torch.from_numpy(self._pad(model_acts, io.max_action_dim)).to(self.model.device)
+        return batch
+
+    @staticmethod
+    def batch_inputs(batch: dict[str, torch.Tensor]) -> ObservationTensors:
+        """The observation part of a training batch dict."""
+        return ObservationTensors(
+            images=batch["images"], image_mask=batch["image_mask"], tokens=batch["tokens"],
+            token_mask=batch["token_mask"], state=batch.get("state"),
+        )
+
+    def compute_loss(self, batch: dict[str, torch.Tensor], **kwargs) -> torch.Tensor:
+        """Flow-matching loss of a batch dict (see `FlowMatchingVLA.compute_loss` for kwargs)."""
+        return self.model.compute_loss(self.batch_inputs(batch), batch["actions"], **kwargs)
+
+
+def build_model(config: FlowMatchingConfig, pad_token_id: int | None, device: torch.device | str = "cpu",
+                dtype: torch.dtype | str = torch.float32) -> FlowMatchingVLA:
+    """A randomly initialised model on `device` in `dtype` (parameters only; RoPE buffers stay float32)."""
+    dev, dt = resolve_device(device), resolve_dtype(dtype)
+    with dev:
+        model = FlowMatchingVLA(config, pad_token_id)
+    for p in model.parameters():
+        p.data = p.data.to(dt)
+    model.requires_grad_(False)
+    return model.eval()

@@ -1,0 +1,171 @@
+"""Euler sampling of an action chunk, with the prefix KV cache and Real-Time Chunking guidance.
+
+Integration runs from t = 1 (noise) to t = 0 (data) in `num_steps` equal Euler steps,
+``x <- x - v(x, t) / num_steps``. With ``use_cache`` (the default) the prefix (vision tower,
+text, backbone layers) runs once and every step runs only the suffix against its cached
+keys/values; ``use_cache=False`` is the naive reference that recomputes everything, vision tower
+included, at every step (same numbers, used by tests and the benchmark).
+
+Real-Time Chunking (Black, Galliker & Levine 2025, "Real-Time Execution of Action Chunking Flow
+Policies"): the new chunk is inpainted toward the actions the executor has already committed
+to. At each step, with the one-step clean estimate x0_hat = x_t - t * v(x_t) (this file's time
+convention: t = 1 noise, t = 0 data), the weighted error e = W * (Y - x0_hat) is pulled back
+through the velocity network with a vector-Jacobian product g = e^T d x0_hat / d x_t
+(PiGDM-style guidance), and the velocity becomes v - w(t) * g, where
+
+    w(t) = min(beta, (1 - tau) / (tau * r^2)),  r^2 = (1 - tau)^2 / (tau^2 + (1 - tau)^2),  tau = 1 - t
+
+(tau is the paper's time, 0 = noise). The paper adds +w * g to its velocity; ours points the
+other way (d x / d t with t running 1 -> 0), hence the minus sign; both move x so that x0_hat
+approaches Y where W > 0. At the ends where the formula diverges the weight is clipped to beta.
+
+On CUDA, the suffix-only step is replayed from a CUDA graph (`GraphedSuffixStep`): a tiny
+per-step workload is otherwise bound by kernel-launch overhead, not by the GPU. The graph is
+captured once per model and batch size against static buffers that each chunk's prefix cache is
+copied into (the prefix length is fixed by the config), so replaying it gives the eager numbers.
+Guided (RTC) sampling runs eagerly: it needs autograd.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from vla_ros.policy.flow_matching.joint_layer import PrefixCache
+from vla_ros.policy.flow_matching.model import FlowMatchingVLA, ObservationTensors, SuffixLayout
+
+
+@dataclass
+class GuidanceTensors:
+    """RTC guidance in the model's space: target Y and soft mask W (both [B, H, max_action_dim])."""
+
+    target: torch.Tensor
+    weights: torch.Tensor  # step weight in [0, 1] times the valid-dimension mask
+    max_weight: float
+
+
+def guidance_weight(t: float, max_weight: float) -> float:
+    """min(beta, (1 - tau) / (tau * r_tau^2)) with tau = 1 - t; beta at the singular ends."""
+    tau = 1.0 - t
+    if tau <= 0.0 or tau >= 1.0:
+        return float(max_weight)
+    r2 = (1.0 - tau) ** 2 / (tau**2 + (1.0 - tau) ** 2)
+    w = (1.0 - tau) / (tau * r2)
+    return float(min(max_weight, w)) if math.isfinite(w) else float(max_weight)
+
+
+def guided_velocity(velocity_fn: Callable[[torch.Tensor], torch.Tensor], x_t: torch.Tensor, t: float,
+                    guidance: GuidanceTensors) -> torch.Tensor:
+    """v(x_t) corrected toward the guidance target (see the module docstring)."""
+    with torch.enable_grad():
+        x = x_t.detach().requires_grad_(True)
+        v = velocity_fn(x)
+        x0_hat = x - t * v
+        err = (guidance.target - x0_hat.detach()) * guidance.weights
+        (g,) = torch.autograd.grad(x0_hat, x, grad_outputs=err)
+    return (v - guidance_weight(t, guidance.max_weight) * g).detach()
+
+
+class GraphedSuffixStep:
+    """One cached Euler-step velocity v(x, t) as a CUDA graph, for a fixed batch size.
+
+    `load` copies a chunk's prefix cache, suffix layout and state into the graph's static input
+    buffers; calling the object copies (x, t) in, replays the graph and returns the static output
+    (overwritten by the next call: use it before calling again).
+    """
+
+    def __init__(self, model: FlowMatchingVLA, cache: PrefixCache, layout: SuffixLayout, state: torch.Tensor | None,
+                 x: torch.Tensor):
+        self.param_ptrs = _param_ptrs(model)
+        self.cache = PrefixCache([k.clone() for k in cache.keys], [v.clone() for v in cache.values],
+                                 cache.pad_mask.clone(), cache.num_valid.clone())
+        self.layout = SuffixLayout(layout.bias.clone(), (layout.rotary[0].clone(), layout.rotary[1].clone()))
+        self.state = None if state is None else state.clone()
+        self.x = x.clone()
+        self.t = torch.ones(x.shape[0], dtype=torch.float32, device=x.device)
+
+        def step() -> torch.Tensor:
+            return model.velocity_cached(self.cache, self.state, self.x, self.t, self.layout)
+
+        side = torch.cuda.Stream(device=x.device)
+        side.wait_stream(torch.cuda.current_stream(x.device))
+        with torch.cuda.stream(side):
+            for _ in range(2):  # warm up kernels / allocator outside the capture
+                step()
+        torch.cuda.current_stream(x.device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.v = step()
+
+    def load(self, cache: PrefixCache, layout: SuffixLayout, state: torch.Tensor | None) -> None:
+        for dst, src in zip(self.cache.keys + self.cache.values, cache.keys + cache.values):
+            dst.copy_(src)
+        self.cache.pad_mask.copy_(cache.pad_mask)
+        self.cache.num_valid.copy_(cache.num_valid)
+        self.layout.bias.copy_(layout.bias)
+        self.layout.rotary[0].copy_(layout.rotary[0])
+        self.layout.rotary[1].copy_(layout.rotary[1])
+        if self.state is not None and state is not None:
+            self.state.copy_(state)
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.x.copy_(x)
+        self.t.copy_(t)
+        self.graph.replay()
+        return self.v
+
+
+def _param_ptrs(model: FlowMatchingVLA) -> tuple[int, ...]:
+    return tuple(p.data_ptr() for p in model.parameters())
+
+
+def _graphed_step(model: FlowMatchingVLA, cache: PrefixCache, layout: SuffixLayout, state: torch.Tensor | None,
+                  x: torch.Tensor) -> GraphedSuffixStep:
+    """The model's graph for this batch size, captured on first use (and again if weights moved)."""
+    graphs: dict = model.__dict__.setdefault("_cuda_graph_steps", {})
+    key = (x.shape[0], cache.keys[0].shape[2])
+    g = graphs.get(key)
+    if g is None or g.param_ptrs != _param_ptrs(model):
+        g = graphs[key] = GraphedSuffixStep(model, cache, layout, state, x)
+    g.load(cache, layout, state)
+    return g
+
+
+def sample_actions(model: FlowMatchingVLA, obs: ObservationTensors, noise: torch.Tensor, num_steps: int,
+                   *, use_cache: bool = True, guidance: GuidanceTensors | None = None,
+                   cuda_graph: bool | None = None) -> torch.Tensor:
+    """Integrate from `noise` [B, H, max_action_dim] (t = 1) to actions (t = 0); returns float32.
+
+    cuda_graph: replay the cached suffix step from a CUDA graph (default: on CUDA, cached,
+    unguided sampling). Runs without building a graph except inside the guidance VJP.
+    """
+    if num_steps < 1:
+        raise ValueError(f"num_steps: expected >= 1, got {num_steps}")
+    x = noise.to(device=model.device, dtype=torch.float32)
+    b = x.shape[0]
+    if cuda_graph is None:
+        cuda_graph = model.device.type == "cuda"
+    cuda_graph = cuda_graph and use_cache and guidance is None and model.device.type == "cuda"
+    # inference_mode is cheaper per op; the guidance VJP and graph capture need ordinary tensors.
+    with torch.inference_mode() if (guidance is None and not cuda_graph) else torch.no_grad():
+        cache = model.prefix_cache(obs) if use_cache else None
+        layout = model.suffix_layout(cache) if cache is not None else None
+        graphed = _graphed_step(model, cache, layout, obs.state, x) if cuda_graph else None
+        for i in range(num_steps):
+            t = 1.0 - i / num_steps
+            tt = torch.full((b,), t, dtype=torch.float32, device=x.device)
+            if graphed is not None:
+                x = x - graphed(x, tt) / num_steps
+                continue
+            if cache is not None:
+                def fn(xx: torch.Tensor, tt: torch.Tensor = tt) -> torch.Tensor:
+                    return model.velocity_cached(cache, obs.state, xx, tt, layout)
+            else:
+                def fn(xx: torch.Tensor, tt: torch.Tensor = tt) -> torch.Tensor:
+                    return model.velocity_naive(obs, xx, tt)
+            v = fn(x) if guidance is None else guided_velocity(fn, x, t, guidance)
+            x = x - v / num_steps
+    return x.clone() if (guidance is None and not cuda_graph) else x
