@@ -31,3 +31,8 @@ def test_hold_repeats_the_current_pose(tmp_path):
     np.testing.assert_allclose(chunk.actions, np.tile([0.4, 0.0, 0.2, 0, 0, 0, 0.3], (4, 1)))
     with pytest.raises(ValueError, match="ee_pose: required"):
         policy.infer(Observation(stamp=5.0))
+
+
+def test_hold_without_gripper_feedback_commands_open():
+    chunk = HoldPolicy(horizon=2).infer(Observation(stamp=0.0, ee_pose=EEPose([0.4, 0.0, 0.2], [0, 0, 0, 1])))
+    np.testing.assert_array_equal(chunk.actions[:, 6], [1.0, 1.0])

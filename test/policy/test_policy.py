@@ -174,3 +174,17 @@ def test_hold_and_flow_matching_load_through_the_registry(ckpt_factory):
     assert fm.infer(obs).actions.shape == (10, 7)
     np.testing.assert_allclose(hold.infer(obs).actions[0], obs.ee_state())
     fm.close()
+
+
+def test_configure_sampling_sets_steps_and_seed(ckpt_factory):
+    from vla_ros.policy.registry import load_policy
+
+    policy = load_policy("flow_matching", str(ckpt_factory()))
+    obs = make_observation()
+    policy.configure_sampling(num_steps=3, seed=7)
+    assert policy.num_steps == 3
+    first = policy.infer(obs).actions
+    policy.reset()  # re-seeds with the configured seed: the same noise again
+    np.testing.assert_array_equal(policy.infer(obs).actions, first)
+    policy.configure_sampling(seed=8)
+    assert not np.allclose(policy.infer(obs).actions, first)

@@ -21,6 +21,9 @@ from vla_ros.core.rotations import quat_normalize, quat_to_rotvec
 
 ACTION_DIM = 7
 ACTION_NAMES = ("x", "y", "z", "rx", "ry", "rz", "gripper")
+# Gripper opening assumed when a robot reports none: open, the rest state of most grippers, so a
+# hold or a state vector never implies a grasp that was not measured.
+UNKNOWN_GRIPPER_OPENING = 1.0
 
 
 class ActionMode(enum.IntEnum):
@@ -105,10 +108,13 @@ class Observation:
             raise ValueError("observation.gripper: contains NaN or inf")
 
     def ee_state(self) -> np.ndarray:
-        """7-vector (x, y, z, rx, ry, rz, gripper) of the current end effector, same layout as actions."""
+        """7-vector (x, y, z, rx, ry, rz, gripper) of the current end effector, same layout as actions.
+
+        A missing gripper reading reads as UNKNOWN_GRIPPER_OPENING.
+        """
         if self.ee_pose is None:
             raise ValueError("observation.ee_pose: required for an end-effector state, but missing")
-        g = 0.0 if self.gripper is None else float(self.gripper)
+        g = UNKNOWN_GRIPPER_OPENING if self.gripper is None else float(self.gripper)
         return np.concatenate([self.ee_pose.as_vector(), [g]])
 
 

@@ -84,6 +84,9 @@ class Policy(abc.ABC):
         stamped with `observation.stamp`; the caller fills in seq and latency.
         """
 
+    def configure_sampling(self, num_steps: int | None = None, seed: int | None = None) -> None:
+        """Apply the node's ``policy.num_steps`` / ``policy.seed``. Deterministic policies ignore it."""
+
     def reset(self) -> None:
         """Forget any episode state (new instruction, new episode). Default: nothing to forget."""
 

@@ -57,8 +57,6 @@ class HoldPolicy(Policy):
         guidance: ChunkGuidance | None = None,
     ) -> ActionChunk:
         state = observation.ee_state()
-        if observation.gripper is None:
-            state[6] = 1.0  # unknown gripper state: command "open", the safe default
         actions = np.repeat(state[None, :], self._meta.horizon, axis=0)
         return ActionChunk(
             stamp=observation.stamp,

@@ -20,7 +20,7 @@ def extract_state(obs: Observation, io: IOConfig) -> np.ndarray | None:
     """State vector [state_dim] float64 for `io.state_source`, or None for 'none'.
 
     ee_pose: (x, y, z, rx, ry, rz, gripper) from `Observation.ee_state` (a missing gripper
-    reading counts as 0.0, as there). joints: the joint positions (+ the gripper opening when
+    reading counts as UNKNOWN_GRIPPER_OPENING, as there). joints: the joint positions (+ the gripper opening when
     `state_includes_gripper`).
     """
     if io.state_source == "none":

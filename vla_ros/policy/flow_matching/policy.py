@@ -171,6 +171,13 @@ class FlowMatchingPolicy(Policy):
         """New episode: re-seed the sampling noise."""
         self._generator.manual_seed(self._seed)
 
+    def configure_sampling(self, num_steps: int | None = None, seed: int | None = None) -> None:
+        """Euler steps and noise seed from the node's config (None keeps the current value)."""
+        if num_steps is not None:
+            self.num_steps = num_steps
+        if seed is not None:
+            self.set_seed(seed)
+
     def set_seed(self, seed: int) -> None:
         """Seed of the sampling noise (the node's policy.seed); takes effect now and at every reset()."""
         self._seed = int(seed)
