@@ -3,7 +3,9 @@
 import os
 import subprocess
 
-from conftest import REPO_ROOT
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 PLAIN_ENV = {k: v for k, v in os.environ.items() if k in ("HOME", "USER", "TERM", "LANG", "TMPDIR", "ROS_DOMAIN_ID")}
 PLAIN_ENV["PATH"] = "/usr/local/bin:/usr/bin:/bin"

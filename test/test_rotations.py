@@ -49,3 +49,10 @@ def test_angle_between_orientations():
 def test_zero_quaternion_is_an_error():
     with pytest.raises(ValueError, match="zero norm"):
         R.quat_normalize(np.zeros(4))
+
+
+def test_batched_slerp_with_per_pair_fractions():
+    a = R.rotvec_to_quat(np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.4]]))
+    b = R.rotvec_to_quat(np.array([[0.0, 0.0, 1.0], [0.0, 0.0, 0.8]]))
+    out = R.quat_slerp(a, b, np.array([0.25, 0.5]))
+    np.testing.assert_allclose(R.quat_to_rotvec(out), [[0, 0, 0.25], [0, 0, 0.6]], atol=1e-12)

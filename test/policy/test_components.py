@@ -10,7 +10,7 @@ import torch
 
 from vla_ros.core.rotations import quat_angle, rotvec_to_quat
 from vla_ros.core.types import EEPose
-from vla_ros.policy.flow_matching.action_space import absolute_to_delta, delta_to_absolute
+from vla_ros.core.action_modes import absolute_to_delta, delta_to_absolute
 from vla_ros.policy.flow_matching.config import ConfigError, FlowMatchingConfig
 from vla_ros.policy.flow_matching.tiny import instruction_corpus, tiny_config_dict
 from vla_ros.policy.normalization import NormStats, compute_norm_stats

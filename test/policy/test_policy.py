@@ -13,7 +13,7 @@ from policy_helpers import fixed_noise, make_observation
 
 from vla_ros.core.types import ActionMode
 from vla_ros.policy.base import Policy
-from vla_ros.policy.flow_matching.action_space import delta_to_absolute
+from vla_ros.core.action_modes import delta_to_absolute
 from vla_ros.policy.flow_matching.policy import FlowMatchingPolicy
 from vla_ros.policy.registry import load_policy
 

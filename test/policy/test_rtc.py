@@ -9,7 +9,7 @@ import pytest
 from policy_helpers import fixed_noise, make_observation
 
 from vla_ros.core.types import ChunkGuidance
-from vla_ros.policy.flow_matching.action_space import delta_to_absolute
+from vla_ros.core.action_modes import delta_to_absolute
 from vla_ros.policy.flow_matching.sampler import guidance_weight
 
 COMMITTED = 4

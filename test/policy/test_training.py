@@ -7,7 +7,7 @@ import pytest
 import torch
 from policy_helpers import fixed_noise, make_observation
 
-from vla_ros.policy.flow_matching.action_space import absolute_to_delta
+from vla_ros.core.action_modes import absolute_to_delta
 from vla_ros.policy.flow_matching.policy import FlowMatchingPolicy
 from vla_ros.policy.flow_matching.train import train
 from vla_ros.policy.normalization import NormStats

@@ -126,6 +126,21 @@ class ExecutorConfig:
         0.02, "Insert a bridge when a new plan starts further than this from the last command (m).", min=0.0
     )
     bridge_speed: float = param(0.1, "Speed of a bridge segment towards the new plan (m/s).", min=0.001)
+    bridge_angle: float = param(
+        0.1, "Insert a bridge when a new plan starts rotated further than this from the last command (rad).", min=0.0
+    )
+    bridge_angular_speed: float = param(0.5, "Angular speed of a bridge segment (rad/s).", min=0.001)
+    delay_window: int = param(
+        20, "Chunks over which the measured chunk delay (arrival - observation stamp) is averaged / maxed.",
+        min=1, max=10000,
+    )
+    max_future_stamp: float = param(
+        0.5, "Reject a chunk stamped further than this in the future (clock mismatch between machines) (s).", min=0.0
+    )
+    realtime_priority: int = param(
+        0, "SCHED_FIFO priority (1-99) of the thread spinning the executor node; 0 = normal scheduling. Needs "
+        "CAP_SYS_NICE or an rtprio limit; if refused the node warns and runs normally.", min=0, max=99,
+    )
     watchdog_timeout: float = param(1.0, "No valid chunk for this long -> hold the last safe pose (s).", min=0.01)
     expected_delay: float = param(
         0.0, "Expected inference delay for RTC committed steps (s); 0 = use the measured chunk delay.", min=0.0
@@ -134,7 +149,17 @@ class ExecutorConfig:
     output_mode: str = param("pose", "Command output.", choices=("pose", "twist", "both"))
     pose_topic: str = param("target_pose", "geometry_msgs/PoseStamped command topic.")
     twist_topic: str = param("delta_twist_cmds", "geometry_msgs/TwistStamped command topic (MoveIt Servo).")
-    gripper_topic: str = param("gripper_command", "Gripper command topic.")
+    gripper_topic: str = param("gripper_command", "Gripper command topic (std_msgs/Float64, robot units).")
+    gripper_joint_state_topic: str = param(
+        "gripper_joint_command", "Gripper command topic for gripper_output joint_state/both (sensor_msgs/JointState)."
+    )
+    twist_gain: float = param(
+        2.0, "Twist output: proportional gain on (target - measured EE pose) added to the feed-forward (1/s).",
+        min=0.0, max=100.0,
+    )
+    estop_topic: str = param(
+        "estop", "std_msgs/Bool e-stop topic: true latches a hold until the ~/reset service ('' = no topic)."
+    )
     gripper_output: str = param(
         "float64", "Gripper command type: std_msgs/Float64 position, sensor_msgs/JointState, both or none.",
         choices=("float64", "joint_state", "both", "none"),
@@ -156,6 +181,9 @@ class SafetyConfig:
     max_rotation_step: float = param(0.2, "Largest rotation of the target between two commands (rad).", min=0.0)
     gripper_min: float = param(0.0, "Lowest normalised gripper command.", min=0.0, max=1.0)
     gripper_max: float = param(1.0, "Highest normalised gripper command.", min=0.0, max=1.0)
+    max_pose_age: float = param(
+        0.5, "Twist output: an end-effector pose older than this is stale -> zero twist (s).", min=0.0
+    )
 
     def check(self) -> None:
         for axis, lo, hi in zip("xyz", self.workspace_min, self.workspace_max):

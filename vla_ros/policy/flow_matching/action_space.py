@@ -2,17 +2,14 @@
 
 - `extract_state`: the state vector a checkpoint was trained on, from an `Observation`, with a
   ValueError naming what is missing or mis-sized.
-- `absolute_to_delta` / `delta_to_absolute`: the DELTA action convention of ActionChunk.msg:
-  position = reference.position + delta.position; rotation = delta_rotation * reference_rotation
-  (left-multiplied, as rotation vectors here); the gripper stays absolute.
+(The DELTA convention itself lives in `vla_ros.core.action_modes`, shared with the executor.)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from vla_ros.core.rotations import quat_conj, quat_mul, quat_to_rotvec, rotvec_to_quat
-from vla_ros.core.types import EEPose, Observation
+from vla_ros.core.types import Observation
 from vla_ros.policy.flow_matching.config import IOConfig
 
 
@@ -41,23 +38,3 @@ def extract_state(obs: Observation, io: IOConfig) -> np.ndarray | None:
             raise ValueError("observation.gripper: this policy's state includes the gripper opening, but it is missing")
         return np.concatenate([joints, [float(obs.gripper)]])
     return np.asarray(joints, dtype=np.float64)
-
-
-def absolute_to_delta(actions: np.ndarray, reference: EEPose) -> np.ndarray:
-    """[..., 7] absolute (x, y, z, rx, ry, rz, g) -> offsets from `reference` (gripper unchanged)."""
-    a = np.asarray(actions, dtype=np.float64)
-    out = a.copy()
-    out[..., :3] = a[..., :3] - reference.position
-    q = quat_mul(rotvec_to_quat(a[..., 3:6]), quat_conj(reference.orientation))
-    out[..., 3:6] = quat_to_rotvec(q)
-    return out
-
-
-def delta_to_absolute(deltas: np.ndarray, reference: EEPose) -> np.ndarray:
-    """Inverse of `absolute_to_delta`."""
-    d = np.asarray(deltas, dtype=np.float64)
-    out = d.copy()
-    out[..., :3] = reference.position + d[..., :3]
-    q = quat_mul(rotvec_to_quat(d[..., 3:6]), reference.orientation)
-    out[..., 3:6] = quat_to_rotvec(q)
-    return out

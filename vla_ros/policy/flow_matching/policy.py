@@ -40,7 +40,8 @@ from vla_ros.policy.checkpoint import (
     weight_files,
     WEIGHTS_FILE,
 )
-from vla_ros.policy.flow_matching.action_space import absolute_to_delta, extract_state
+from vla_ros.core.action_modes import absolute_to_delta
+from vla_ros.policy.flow_matching.action_space import extract_state
 from vla_ros.policy.flow_matching.config import CONFIG_FILE, FlowMatchingConfig
 from vla_ros.policy.flow_matching.model import FlowMatchingVLA, ObservationTensors
 from vla_ros.policy.flow_matching.sampler import GuidanceTensors, sample_actions

@@ -1,0 +1,388 @@
+"""`ChunkExecutor`: the ROS-free action-chunk executor, driven by an injected clock.
+
+The rclpy node (`vla_ros.ros.executor_node`), the rosbag replay and the tests all run this one
+class; none of them pass wall time in implicitly - every call takes ``now`` (float seconds on the
+caller's clock: ROS time in the node, bag/simulated time in the replay), so a replay is exact and
+deterministic.
+
+API (everything the node and the replay call)::
+
+    ex = ChunkExecutor(executor_cfg, safety_cfg, frame_id="base_link")   # or ChunkExecutor.from_config(vla_cfg)
+    ex.submit(chunk: ActionChunk, now) -> SubmitResult          # a chunk arrived at `now`
+    ex.submit_msg(msg, now) -> SubmitResult                      # same from an ActionChunk message (rclpy or
+                                                                 #   rosbags); malformed -> counted rejection
+    ex.reject(reason) -> SubmitResult                            # count a chunk that could not be decoded
+    ex.tick(now, current_pose: EEPose | None = None,
+            pose_time: float | None = None) -> Command | None    # one control step; None = no reference pose yet
+    ex.estop(now, reason="...") ; ex.reset(now) ; ex.estopped     # latched e-stop
+    ex.plan(now) -> ExecutionPlan                                # remaining plan + committed steps (RTC)
+    ex.status(now, dry_run=...) -> ExecutorStatusData            # everything ExecutorStatus.msg carries
+
+Call order per control period: ``tick`` once; ``submit`` whenever a chunk arrives (any time);
+``now`` must not go backwards (if it does - a bag loops, a simulator resets - the plan is
+dropped and the executor holds). Not thread-safe: the node serialises calls with a lock.
+
+Behaviour in one paragraph: a chunk is placed on the timeline from its observation stamp
+(`timeline`: latency compensation skips the actions already in the past), combined with the
+current plan by the configured strategy (`blending`), entered through a bridge when it starts far
+from the last command (`bridge`), sampled at every tick by interpolation (`interpolation`), and
+every command passes the safety limits (`safety`). No valid chunk for ``watchdog_timeout`` ->
+the plan is dropped and the last safe command is held (`watchdog`); the e-stop latches a hold
+until `reset`. Before any command the executor holds the first end-effector pose it is given
+(the "initial hold pose"); without one it outputs nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from vla_ros.core.config import ExecutorConfig, SafetyConfig, VlaConfig
+from vla_ros.core.executor.blending import Plan, make_strategy
+from vla_ros.core.executor.bridge import Bridge, plan_bridge
+from vla_ros.core.executor.command import Command, ExecutorState, ExecutorStatusData
+from vla_ros.core.executor.interpolation import PoseSample, quat_delta_rotvec
+from vla_ros.core.executor.safety import LIMIT_NAMES, SafetyFilter
+from vla_ros.core.executor.stats import DelayStats, LoopStats
+from vla_ros.core.executor.timeline import TIME_EPS, grid_after, place_chunk
+from vla_ros.core.executor.watchdog import Watchdog
+from vla_ros.core.msg_decode import MessageError, chunk_from_msg
+from vla_ros.core.rtc import ExecutionPlan
+from vla_ros.core.types import ActionChunk, EEPose
+
+_ZERO3 = np.zeros(3)
+
+
+class SubmitResult(NamedTuple):
+    """Outcome of one `submit`: accepted into the plan, or why not."""
+
+    accepted: bool
+    reason: str = ""
+    skipped: int = 0
+    delay: float = 0.0
+
+
+class ChunkExecutor:
+    """Turns action chunks into a stream of safe end-effector commands (see the module docstring)."""
+
+    def __init__(
+        self,
+        executor: ExecutorConfig | None = None,
+        safety: SafetyConfig | None = None,
+        *,
+        frame_id: str = "base_link",
+    ):
+        self.cfg = executor or ExecutorConfig()
+        self.safety_cfg = safety or SafetyConfig()
+        self.frame_id = frame_id
+        self.strategy = make_strategy(self.cfg.strategy, self.cfg.ensemble_decay)
+        self.safety = SafetyFilter(self.safety_cfg)
+        self.watchdog = Watchdog(self.cfg.watchdog_timeout)
+        self.loop_stats = LoopStats()
+        self.delays = DelayStats(self.cfg.delay_window)
+        self._twist = self.cfg.output_mode in ("twist", "both")
+
+        self._plan: Plan | None = None
+        self._bridge: Bridge | None = None
+        self._plan_changed = False  # a new chunk entered the plan: check for a bridge at the next tick
+        self._last_cmd: PoseSample | None = None
+        self._last_tick: float | None = None
+        self._pose: PoseSample | None = None
+        self._pose_time = -math.inf
+        self._estop = False
+        self._estop_reason = ""
+        self._had_chunk = False
+        self._state = ExecutorState.IDLE
+        self._hold_reason = ""
+        self._reason = ""  # why the last tick held (status message)
+        self._message = ""  # last rejection / stale chunk / waiting note
+        self._last_seq = 0
+        self._last_policy = ""
+
+        self.chunks_received = 0
+        self.chunks_rejected = 0
+        self.chunks_stale = 0
+        self.skipped_steps = 0
+        self.clamps = 0
+        self.holds = 0
+        self.bridges = 0
+
+    @classmethod
+    def from_config(cls, cfg: VlaConfig) -> "ChunkExecutor":
+        return cls(cfg.executor, cfg.safety, frame_id=cfg.robot.base_frame)
+
+    # ------------------------------------------------------------------ chunks in
+    def submit(self, chunk: ActionChunk, now: float) -> SubmitResult:
+        """A validated chunk arrived at `now`: place it, combine it with the plan (or say why not)."""
+        self.chunks_received += 1
+        if not isinstance(chunk, ActionChunk):
+            return self._reject(f"action_chunk: expected an ActionChunk, got {type(chunk).__name__}", count_received=False)
+        if chunk.frame_id and self.frame_id and chunk.frame_id != self.frame_id:
+            return self._reject(
+                f"action_chunk.header.frame_id: expected {self.frame_id!r} (robot.base_frame) or '', got {chunk.frame_id!r}",
+                count_received=False,
+            )
+        ahead = chunk.stamp - now
+        if ahead > self.cfg.max_future_stamp:
+            return self._reject(
+                f"action_chunk.header.stamp: {ahead:.3f} s in the future (executor.max_future_stamp = "
+                f"{self.cfg.max_future_stamp} s); are the policy and executor clocks synchronised?",
+                count_received=False,
+            )
+        delay = now - chunk.stamp
+        self.delays.record(delay)
+        if self._estop:
+            self._message = f"e-stop latched: chunk {chunk.seq} ignored until reset"
+            return SubmitResult(False, self._message, 0, delay)
+        self._check_watchdog(now)
+        if self._plan is not None and chunk.stamp < self._plan.stamp - TIME_EPS:
+            self.chunks_stale += 1
+            self._message = f"chunk {chunk.seq} is older than the plan's chunk {self._plan.seq}: ignored"
+            return SubmitResult(False, self._message, 0, delay)
+        placed = place_chunk(chunk, now, self.cfg.latency_compensation)
+        if placed is None:
+            self.chunks_stale += 1
+            self.skipped_steps += chunk.horizon
+            self._message = f"chunk {chunk.seq} arrived {delay:.3f} s after its observation: all {chunk.horizon} steps past"
+            return SubmitResult(False, self._message, chunk.horizon, delay)
+
+        self.skipped_steps += placed.skipped
+        self.watchdog.feed(now)
+        self._had_chunk = True
+        self._hold_reason = ""
+        self._message = ""
+        self._last_seq, self._last_policy = placed.seq, placed.policy_id
+        if self._bridge is not None:
+            # A newer chunk during a bridge restarts the transition from wherever the arm is now.
+            if now < self._bridge.end_time:
+                self._plan = None
+            self._bridge = None
+        self._plan = self.strategy.combine(self._plan, placed, now)
+        self._plan_changed = True
+        return SubmitResult(True, "", placed.skipped, delay)
+
+    def submit_msg(self, msg: Any, now: float, topic: str = "action_chunk") -> SubmitResult:
+        """Decode an ActionChunk message (rclpy or rosbags) and `submit` it; malformed -> rejected."""
+        try:
+            chunk = chunk_from_msg(msg, topic)
+        except (MessageError, ValueError, TypeError, AttributeError) as exc:
+            return self.reject(str(exc))
+        return self.submit(chunk, now)
+
+    def reject(self, reason: str) -> SubmitResult:
+        """Count a chunk that never became an ActionChunk (malformed message)."""
+        return self._reject(reason, count_received=True)
+
+    def _reject(self, reason: str, count_received: bool) -> SubmitResult:
+        if count_received:
+            self.chunks_received += 1
+        self.chunks_rejected += 1
+        self._message = f"chunk rejected: {reason}"
+        return SubmitResult(False, reason)
+
+    # ------------------------------------------------------------------ e-stop
+    def estop(self, now: float, reason: str = "e-stop") -> None:
+        """Latch a hold of the last safe command; the plan is dropped. Stays until `reset`."""
+        if not self._estop:
+            self._estop = True
+            self._estop_reason = f"e-stop latched ({reason}); reset required"
+        self._drop_plan()
+        self._state = ExecutorState.ESTOP
+        self._reason = self._estop_reason
+
+    def reset(self, now: float) -> None:
+        """Release the e-stop. The arm keeps holding until a new chunk arrives (no old plan resumes)."""
+        if self._estop:
+            self._estop = False
+            self._hold_reason = "e-stop reset: holding until the next chunk"
+            self._state = ExecutorState.HOLDING if self._had_chunk else ExecutorState.IDLE
+            self._reason = self._hold_reason
+
+    @property
+    def estopped(self) -> bool:
+        return self._estop
+
+    @property
+    def state(self) -> ExecutorState:
+        return self._state
+
+    # ------------------------------------------------------------------ control loop
+    def tick(self, now: float, current_pose: EEPose | None = None, pose_time: float | None = None) -> Command | None:
+        """One control step at `now`: the safe command to send, or None before any reference pose.
+
+        `current_pose` is the measured end-effector pose (in `frame_id`) measured at `pose_time`
+        (default `now`); the first one becomes the initial hold pose, and twist output servos
+        towards the plan with it (a pose older than ``safety.max_pose_age`` gives zero twist).
+        """
+        if current_pose is not None:
+            self._pose = PoseSample(current_pose.position, current_pose.orientation, None)
+            self._pose_time = now if pose_time is None else float(pose_time)
+        if self._last_tick is not None and now < self._last_tick - TIME_EPS:
+            self._drop_plan()
+            self.loop_stats.reset_origin()
+            self._last_tick = None
+            self._hold_reason = f"clock jumped back to {now:.3f} s: plan dropped"
+        self.loop_stats.record(now)
+        dt = now - self._last_tick if self._last_tick is not None else 1.0 / self.cfg.control_rate
+        self._last_tick = now
+        self._check_watchdog(now)
+
+        if self._last_cmd is None:
+            if self._pose is None:
+                self._state = ExecutorState.ESTOP if self._estop else ExecutorState.IDLE
+                self._reason = "waiting for the end-effector pose (robot.ee_pose_topic): no command yet"
+                return None
+            self._last_cmd = self._pose  # the initial hold pose: where the arm is
+        prev = self._last_cmd
+        limits: tuple[str, ...] = ()
+        hold = True
+        reason = ""
+        safe = prev
+        if self._estop:
+            state, reason = ExecutorState.ESTOP, self._estop_reason
+        elif self._plan is not None:
+            plan = self._plan
+            if self._plan_changed:
+                self._plan_changed = False
+                bridge = plan_bridge(prev, plan.waypoints.sample(now), now, self.cfg)
+                if bridge is not None:
+                    plan.shift(bridge.end_time - now)
+                    self._bridge = bridge
+                    self.bridges += 1
+            if self._bridge is not None and now >= self._bridge.end_time:
+                self._bridge = None
+            raw = self._bridge.sample(now) if self._bridge is not None else plan.waypoints.sample(now)
+            finished = self._bridge is None and now > plan.end + TIME_EPS
+            safe, flags, bad = self.safety.filter_pose(raw, prev, dt)
+            limits = tuple(flags)
+            if safe.gripper is None:
+                safe = PoseSample(safe.position, safe.quaternion, prev.gripper)
+            hold = bad or finished
+            state = ExecutorState.HOLDING if hold else ExecutorState.RUNNING
+            if bad:
+                reason = "non-finite command replaced by a hold"
+            elif finished:
+                reason = "plan finished: holding its last pose until the next chunk"
+        elif not self._had_chunk:
+            state, reason = ExecutorState.IDLE, "no chunk received yet: holding the initial pose"
+        else:
+            state, reason = ExecutorState.HOLDING, self._hold_reason or "holding"
+
+        linear, angular = _ZERO3, _ZERO3
+        if self._twist and not hold:
+            if self._pose is not None and now - self._pose_time <= self.safety_cfg.max_pose_age:
+                gain = self.cfg.twist_gain
+                ff_lin = (safe.position - prev.position) / dt if dt > 0.0 else _ZERO3
+                ff_ang = quat_delta_rotvec(prev.quaternion, safe.quaternion) / dt if dt > 0.0 else _ZERO3
+                linear = ff_lin + gain * (safe.position - self._pose.position)
+                angular = ff_ang + gain * quat_delta_rotvec(self._pose.quaternion, safe.quaternion)
+                linear, angular, tflags, tbad = self.safety.filter_twist(linear, angular)
+                limits = limits + tuple(tflags)
+                if tbad:
+                    hold, reason = True, "non-finite twist replaced by zero"
+            else:
+                hold, reason = True, "end-effector pose stale (safety.max_pose_age): zero twist"
+
+        if hold and state != ExecutorState.IDLE:
+            self.holds += 1
+        if limits:
+            self.clamps += 1
+        self._state = state
+        self._reason = reason
+        self._last_cmd = safe
+        return Command(
+            stamp=now,
+            frame_id=self.frame_id,
+            position=safe.position,
+            orientation=safe.quaternion,
+            gripper=safe.gripper,
+            linear=linear,
+            angular=angular,
+            state=state,
+            hold=hold,
+            limits=limits,
+            reason=reason,
+        )
+
+    def _check_watchdog(self, now: float) -> None:
+        if (self._plan is not None or self._bridge is not None) and self.watchdog.expired(now):
+            silence = self.watchdog.silence(now)
+            self._drop_plan()
+            self._hold_reason = (
+                f"watchdog: no valid chunk for {silence:.2f} s (executor.watchdog_timeout = {self.watchdog.timeout} s)"
+            )
+
+    def _drop_plan(self) -> None:
+        self._plan = None
+        self._bridge = None
+        self._plan_changed = False
+
+    # ------------------------------------------------------------------ plan / status out
+    def plan(self, now: float) -> ExecutionPlan:
+        """The remaining plan sampled on the newest chunk's grid from the first step at/after `now`.
+
+        ``committed_steps`` = ceil(delay / dt) where delay is ``executor.expected_delay`` or, when
+        that is 0, the largest chunk delay measured over the last ``delay_window`` chunks.
+        """
+        plan = self._plan
+        if plan is None or self._estop:
+            return ExecutionPlan.empty(now, plan.dt if plan is not None else 0.0, self.frame_id)
+        dt = plan.dt
+        end = self._plan_end()
+        start = grid_after(plan.origin, dt, now)
+        if start > end + TIME_EPS:
+            return ExecutionPlan.empty(start, dt, self.frame_id)
+        n = int(math.floor((end - start) / dt + 1e-6)) + 1
+        times = start + dt * np.arange(n)
+        actions = plan.waypoints.sample_many(times).actions()
+        if self._bridge is not None:
+            inside = times < self._bridge.end_time
+            if np.any(inside):
+                actions[inside] = self._bridge.sample_many(times[inside]).actions()
+        delay = self.cfg.expected_delay if self.cfg.expected_delay > 0.0 else self.delays.max
+        committed = min(n, math.ceil(delay / dt - 1e-9)) if delay > 0.0 else 0
+        return ExecutionPlan(start, dt, max(0, committed), actions, self.frame_id)
+
+    def _plan_end(self) -> float:
+        end = self._plan.end if self._plan is not None else 0.0
+        if self._bridge is not None:
+            end = max(end, self._bridge.end_time)
+        return end
+
+    def status(self, now: float, dry_run: bool | None = None) -> ExecutorStatusData:
+        """Snapshot of counters, state and plan at `now` (what ExecutorStatus.msg publishes)."""
+        plan = self.plan(now)
+        mean, p99, mx = self.loop_stats.summary()
+        remaining = max(0.0, self._plan_end() - now) if self._plan is not None and not self._estop else 0.0
+        parts = [self._reason] if self._state != ExecutorState.RUNNING and self._reason else []
+        if self._message and self._message not in parts:
+            parts.append(self._message)
+        message = "; ".join(parts)
+        return ExecutorStatusData(
+            stamp=now,
+            state=self._state,
+            dry_run=self.cfg.dry_run if dry_run is None else dry_run,
+            chunk_seq=self._last_seq,
+            policy_id=self._last_policy,
+            remaining_time=remaining,
+            remaining_steps=plan.steps,
+            chunks_received=self.chunks_received,
+            chunks_rejected=self.chunks_rejected,
+            chunks_stale=self.chunks_stale,
+            skipped_steps=self.skipped_steps,
+            last_chunk_delay=self.delays.last,
+            mean_chunk_delay=self.delays.mean,
+            clamps=self.clamps,
+            holds=self.holds,
+            bridges=self.bridges,
+            limit_counts={name: self.safety.counts[name] for name in LIMIT_NAMES},
+            loop_period_mean=mean,
+            loop_period_p99=p99,
+            loop_period_max=mx,
+            plan=plan,
+            message=message,
+            watchdog_trips=self.watchdog.trips,
+            frame_id=self.frame_id,
+        )
