@@ -12,7 +12,7 @@ import importlib
 import sys
 
 # Sub-command modules, in --help order.
-COMMANDS = ("config",)
+COMMANDS = ("config", "make-checkpoint")
 
 
 def build_parser() -> argparse.ArgumentParser:
