@@ -188,3 +188,15 @@ def test_configure_sampling_sets_steps_and_seed(ckpt_factory):
     np.testing.assert_array_equal(policy.infer(obs).actions, first)
     policy.configure_sampling(seed=8)
     assert not np.allclose(policy.infer(obs).actions, first)
+
+
+def test_describe_reads_metadata_without_loading(ckpt_factory):
+    from vla_ros.policy.registry import describe_policy, load_policy
+
+    path = ckpt_factory(cameras=("primary", "wrist_left", "wrist_right"))
+    described = describe_policy("flow_matching", str(path))
+    loaded = load_policy("flow_matching", str(path)).metadata
+    assert described.cameras == ("primary", "wrist_left", "wrist_right")
+    for field in ("cameras", "state_source", "state_dim", "horizon", "dt", "action_mode", "image_size"):
+        assert getattr(described, field) == getattr(loaded, field), field
+    assert loaded.checkpoint_id.startswith(described.checkpoint_id + "@")

@@ -64,6 +64,19 @@ class Policy(abc.ABC):
     def load(cls, checkpoint: str | None, device: str = "cpu", dtype: str = "float32") -> "Policy":
         """Load from a checkpoint directory (offline, safetensors only) onto `device` in `dtype`."""
 
+    @classmethod
+    def describe(cls, checkpoint: str | None) -> PolicyMetadata:
+        """Metadata of a checkpoint without preparing it for inference (launch-time checks).
+
+        The default loads the policy on the CPU; policies with heavy weights override it to read
+        only their config.
+        """
+        policy = cls.load(checkpoint, device="cpu", dtype="float32")
+        try:
+            return policy.metadata
+        finally:
+            policy.close()
+
     @property
     @abc.abstractmethod
     def metadata(self) -> PolicyMetadata:

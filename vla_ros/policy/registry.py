@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from importlib import metadata
 
-from vla_ros.policy.base import Policy
+from vla_ros.policy.base import Policy, PolicyMetadata
 
 ENTRY_POINT_GROUP = "vla_ros.policies"
 
@@ -47,6 +47,11 @@ def get_policy_class(policy_type: str) -> type[Policy]:
     if not (isinstance(obj, type) and issubclass(obj, Policy)):
         raise TypeError(f"policy.type: {policy_type!r} -> {known[policy_type]} is not a vla_ros Policy subclass")
     return obj
+
+
+def describe_policy(policy_type: str, checkpoint: str | None) -> PolicyMetadata:
+    """Metadata of `checkpoint` for `policy_type` without loading it for inference."""
+    return get_policy_class(policy_type).describe(checkpoint or None)
 
 
 def load_policy(policy_type: str, checkpoint: str | None, device: str = "cpu", dtype: str = "float32") -> Policy:

@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from vla_ros.core.action_modes import absolute_to_delta
 from vla_ros.core.types import ACTION_DIM, ActionChunk, ActionMode, ChunkGuidance, Observation
 from vla_ros.policy.base import Policy, PolicyMetadata
 from vla_ros.policy.checkpoint import (
@@ -40,7 +41,6 @@ from vla_ros.policy.checkpoint import (
     weight_files,
     WEIGHTS_FILE,
 )
-from vla_ros.core.action_modes import absolute_to_delta
 from vla_ros.policy.flow_matching.action_space import extract_state
 from vla_ros.policy.flow_matching.config import CONFIG_FILE, FlowMatchingConfig
 from vla_ros.policy.flow_matching.model import FlowMatchingVLA, ObservationTensors
@@ -112,6 +112,16 @@ class FlowMatchingPolicy(Policy):
         del state
         return cls(model, config, tokenizer, norm_stats, checkpoint_id=checkpoint_id(directory, files))
 
+    @classmethod
+    def describe(cls, checkpoint: str | os.PathLike | None) -> PolicyMetadata:
+        """Metadata from config.json alone (no weights read): what launch files and swaps check.
+
+        The checkpoint id is the directory name only; `load` adds the weights hash.
+        """
+        directory = checkpoint_dir(checkpoint)
+        config = FlowMatchingConfig.from_json(directory / CONFIG_FILE)
+        return _metadata_from_config(config, f"{directory.resolve().name}", "cpu", "float32", config.sampling.num_steps)
+
     def save(self, out_dir: str | os.PathLike) -> Path:
         """Write a complete checkpoint directory that `load` reads back (same chunks for the same noise)."""
         out = Path(out_dir)
@@ -130,29 +140,11 @@ class FlowMatchingPolicy(Policy):
         return self._meta
 
     def _make_metadata(self) -> PolicyMetadata:
-        io, m = self.config.io, self.model
-        return PolicyMetadata(
-            policy_type=self.policy_type,
-            checkpoint_id=self._checkpoint_id,
-            cameras=io.cameras,
-            state_source=io.state_source,
-            state_dim=io.state_dim,
-            joint_names=io.joint_names,
-            horizon=io.horizon,
-            dt=io.dt,
-            action_mode=ActionMode.parse(io.action_mode),
-            image_size=(io.image_size, io.image_size),
-            device=str(m.device),
-            dtype=_DTYPE_NAMES.get(m.dtype, str(m.dtype)),
-            extra={
-                "family": self.config.backbone.family,
-                "vision": self.config.vision.kind,
-                "num_steps": self.num_steps,
-                "normalization": io.normalization,
-                "max_text_tokens": io.max_text_tokens,
-                "parameters": sum(p.numel() for p in m.parameters()),
-            },
-        )
+        m = self.model
+        meta = _metadata_from_config(self.config, self._checkpoint_id, str(m.device),
+                                     _DTYPE_NAMES.get(m.dtype, str(m.dtype)), self.num_steps)
+        meta.extra["parameters"] = sum(p.numel() for p in m.parameters())
+        return meta
 
     @property
     def num_steps(self) -> int:
@@ -359,6 +351,32 @@ class FlowMatchingPolicy(Policy):
     def compute_loss(self, batch: dict[str, torch.Tensor], **kwargs) -> torch.Tensor:
         """Flow-matching loss of a batch dict (see `FlowMatchingVLA.compute_loss` for kwargs)."""
         return self.model.compute_loss(self.batch_inputs(batch), batch["actions"], **kwargs)
+
+
+def _metadata_from_config(config: FlowMatchingConfig, checkpoint_id: str, device: str, dtype: str,
+                          num_steps: int) -> PolicyMetadata:
+    io = config.io
+    return PolicyMetadata(
+        policy_type=FlowMatchingPolicy.policy_type,
+        checkpoint_id=checkpoint_id,
+        cameras=io.cameras,
+        state_source=io.state_source,
+        state_dim=io.state_dim,
+        joint_names=io.joint_names,
+        horizon=io.horizon,
+        dt=io.dt,
+        action_mode=ActionMode.parse(io.action_mode),
+        image_size=(io.image_size, io.image_size),
+        device=device,
+        dtype=dtype,
+        extra={
+            "family": config.backbone.family,
+            "vision": config.vision.kind,
+            "num_steps": num_steps,
+            "normalization": io.normalization,
+            "max_text_tokens": io.max_text_tokens,
+        },
+    )
 
 
 def build_model(config: FlowMatchingConfig, pad_token_id: int | None, device: torch.device | str = "cpu",
