@@ -1,0 +1,97 @@
+"""The node plan that vla.launch.py and `vla-ros run` execute: nodes, parameters, errors."""
+
+import pytest
+from policy_helpers import make_checkpoint
+
+from vla_ros.core import profiles
+from vla_ros.core.config import ConfigError, load_config
+from vla_ros.ros.launch_plan import LAUNCH_ARGUMENTS, build_plan
+
+
+@pytest.fixture(scope="module")
+def two_cam_ckpt(tmp_path_factory):
+    return str(make_checkpoint(tmp_path_factory.mktemp("two"), cameras=("primary", "wrist")))
+
+
+@pytest.fixture(scope="module")
+def three_cam_ckpt(tmp_path_factory):
+    return str(make_checkpoint(tmp_path_factory.mktemp("three"), cameras=("primary", "wrist_left", "wrist_right")))
+
+
+def test_every_shipped_config_and_profile_validates():
+    for kind in profiles.KINDS:
+        names = profiles.available(kind)
+        assert names, f"no shipped {kind} files"
+        for name in names:
+            base = [] if kind == "config" else [profiles.resolve("config", "default")]
+            load_config([*base, profiles.resolve(kind, name)])
+
+
+def test_every_argument_is_documented():
+    assert all(a.description.strip() and a.name.isidentifier() for a in LAUNCH_ARGUMENTS)
+    assert {"config", "robot", "policy", "checkpoint", "device", "dtype", "namespace", "use_sim_time",
+            "dry_run", "control_rate"} <= {a.name for a in LAUNCH_ARGUMENTS}
+
+
+def test_franka_with_flow_matching_checkpoint(two_cam_ckpt):
+    plan = build_plan({"robot": "franka", "policy": "flow_matching", "checkpoint": two_cam_ckpt,
+                       "device": "cuda", "dtype": "bfloat16", "namespace": "/left_arm/",
+                       "control_rate": "250", "set": "policy.rate_hz=8; executor.strategy=replace"})
+    assert [n.name for n in plan.nodes] == ["policy_node", "executor_node"]
+    policy, executor = plan.node("policy_node"), plan.node("executor_node")
+    assert policy.namespace == executor.namespace == "left_arm"
+    assert policy.executable == "policy_node" and executor.executable == "executor_node"
+    assert policy.parameters["policy.checkpoint"] == two_cam_ckpt
+    assert policy.parameters["policy.device"] == "cuda" and policy.parameters["policy.dtype"] == "bfloat16"
+    assert policy.parameters["policy.rate_hz"] == 8
+    assert policy.parameters["robot.camera_topics"] == [
+        "/scene_camera/color/image_raw", "/wrist_camera/color/image_raw/compressed"]
+    assert policy.parameters["robot.joint_names"][0] == "fr3_joint1"
+    assert not any(k.startswith(("executor.", "safety.")) for k in policy.parameters)
+    assert executor.parameters["executor.control_rate"] == 250.0
+    assert executor.parameters["executor.strategy"] == "replace"
+    assert executor.parameters["executor.dry_run"] is True  # the robot profile keeps dry-run on
+    assert executor.parameters["safety.workspace_min"] == [0.25, -0.45, 0.03]
+    assert executor.parameters["policy.chunk_topic"] == policy.parameters["policy.chunk_topic"]
+    assert not any(k.startswith("sync.") for k in executor.parameters)
+    assert policy.remappings == () and executor.remappings == ()
+    assert plan.policy_metadata.cameras == ("primary", "wrist")
+    assert policy.ros_arguments == ("--log-level", "info")
+
+
+def test_hold_baseline_sim_time_and_dry_run_off():
+    plan = build_plan({"robot": "generic_dual_wrist", "policy_config": "hold", "use_sim_time": "true",
+                       "dry_run": "false", "log_level": "debug"})
+    ex = plan.node("executor_node")
+    assert plan.use_sim_time and ex.parameters["use_sim_time"] is True
+    assert ex.parameters["executor.dry_run"] is False and ex.parameters["executor.output_mode"] == "twist"
+    assert plan.node("policy_node").parameters["policy.type"] == "hold"
+    assert plan.policy_metadata.policy_type == "hold"
+    assert ex.ros_arguments == ("--log-level", "debug")
+
+
+def test_three_camera_policy_on_one_camera_robot_is_refused_naming_both(tmp_path, three_cam_ckpt):
+    one_cam = tmp_path / "one_cam.yaml"
+    one_cam.write_text("robot:\n  name: one_cam\n  camera_names: [primary]\n  camera_topics: [/cam/image_raw]\n")
+    with pytest.raises(ConfigError) as err:
+        build_plan({"robot": str(one_cam), "policy": "flow_matching", "checkpoint": three_cam_ckpt})
+    text = str(err.value)
+    assert "expects 3 camera(s) (primary, wrist_left, wrist_right)" in text
+    assert "robot profile 'one_cam' provides 1 (primary)" in text
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"robt": "franka"}, "launch argument robt: unknown"),
+        ({"robot": "ur99"}, "no robot profile named 'ur99'"),
+        ({"dry_run": "maybe", "policy": "hold"}, "launch argument dry_run: expected true or false, got 'maybe'"),
+        ({"control_rate": "fast", "policy": "hold"}, "launch argument control_rate: expected a number in Hz"),
+        ({"policy": "nope"}, "unknown policy 'nope'; known policies: flow_matching, hold"),
+        ({"policy": "flow_matching"}, "policy.checkpoint: this policy needs a checkpoint directory"),
+        ({"policy": "hold", "set": "executor.control_rate=0"}, "executor.control_rate: expected >= 1.0"),
+    ],
+)
+def test_invalid_arguments_are_clear_errors(args, message):
+    with pytest.raises(ConfigError, match=message):
+        build_plan(args)

@@ -1,0 +1,170 @@
+"""The node plan behind `ros2 launch vla_ros vla.launch.py` and `vla-ros run`.
+
+Launch files must stay thin: they turn their string arguments into a `LaunchPlan` here (which
+config files, which nodes, with which parameters and remappings, lifecycle or not) and only
+translate the plan into launch_ros actions. The plan is plain data built by tested Python that
+imports neither launch nor rclpy, so the same decisions drive `ros2 launch` on a robot, the
+in-process composed runner (`vla-ros run`) and the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from vla_ros.core import profiles
+from vla_ros.core.config import ConfigError, VlaConfig, load_config
+from vla_ros.core.schema import parse_override
+from vla_ros.policy.base import PolicyMetadata
+from vla_ros.policy.compat import check_compatible
+from vla_ros.policy.registry import describe_policy
+
+PACKAGE = "vla_ros"
+POLICY_NODE_SECTIONS = ("robot", "policy", "sync")
+EXECUTOR_NODE_SECTIONS = ("robot", "policy", "executor", "safety")
+
+
+@dataclass(frozen=True)
+class LaunchArgument:
+    name: str
+    default: str
+    description: str
+
+
+# Every argument of vla.launch.py, in `--show-args` order. Empty string = "take it from the config".
+LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
+    LaunchArgument("config", "default",
+                   "Base config: a file name in share/vla_ros/config (without .yaml) or a path to a YAML file."),
+    LaunchArgument("robot", "",
+                   "Robot profile merged on top: franka, generic_dual_wrist, sim_tabletop (share/vla_ros/config/robots) "
+                   "or a YAML path. Sets camera topics, joint names, frames, workspace limits, output mode."),
+    LaunchArgument("policy_config", "",
+                   "Policy profile merged on top: hold, tiny_demo (share/vla_ros/config/policies) or a YAML path."),
+    LaunchArgument("policy", "",
+                   "Policy registry type (policy.type): flow_matching, hold, or a plugin's name. '' = from the config."),
+    LaunchArgument("checkpoint", "", "Checkpoint directory (policy.checkpoint). '' = from the config."),
+    LaunchArgument("device", "", "Torch device of the policy (policy.device): cpu, cuda, cuda:1. '' = from the config."),
+    LaunchArgument("dtype", "", "Compute dtype (policy.dtype): float32, bfloat16, float16. '' = from the config."),
+    LaunchArgument("namespace", "", "ROS namespace of both nodes (e.g. left_arm)."),
+    LaunchArgument("use_sim_time", "false", "Use /clock (true for bag replay and simulation)."),
+    LaunchArgument("dry_run", "",
+                   "true: commands go to preview/ topics only; false: to the robot. '' = from the config (default true)."),
+    LaunchArgument("control_rate", "", "Executor control rate in Hz (executor.control_rate). '' = from the config."),
+    LaunchArgument("set", "",
+                   "More overrides, 'key=value' separated by ';', e.g. 'policy.rate_hz=10;executor.strategy=replace'."),
+    LaunchArgument("check_policy", "true",
+                   "Check the checkpoint's cameras/state against the robot profile before starting any node."),
+    LaunchArgument("log_level", "info", "ROS log level of the nodes: debug, info, warn, error."),
+)
+ARGUMENT_DEFAULTS = {a.name: a.default for a in LAUNCH_ARGUMENTS}
+
+# Arguments that are shortcuts for one config key.
+_SHORTCUTS = {"policy": "policy.type", "checkpoint": "policy.checkpoint", "device": "policy.device",
+              "dtype": "policy.dtype"}
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node to start: what `launch_ros.actions.Node` / `LifecycleNode` need, as plain data."""
+
+    name: str
+    executable: str
+    namespace: str
+    parameters: dict[str, Any]
+    remappings: tuple[tuple[str, str], ...] = ()
+    lifecycle: bool = False
+    ros_arguments: tuple[str, ...] = ()
+    package: str = PACKAGE
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    config: VlaConfig
+    config_files: tuple[str, ...]
+    nodes: tuple[NodeSpec, ...]
+    use_sim_time: bool
+    policy_metadata: PolicyMetadata | None = None
+    processes: tuple[tuple[str, ...], ...] = field(default=())  # extra commands (bag player)
+
+    def node(self, name: str) -> NodeSpec:
+        for spec in self.nodes:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+
+def parse_bool(name: str, text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"launch argument {name}: expected true or false, got {text!r}")
+
+
+def _overrides(args: Mapping[str, str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for arg, key in _SHORTCUTS.items():
+        if args[arg].strip():
+            overrides[key] = args[arg].strip()
+    if args["dry_run"].strip():
+        overrides["executor.dry_run"] = parse_bool("dry_run", args["dry_run"])
+    if args["control_rate"].strip():
+        try:
+            overrides["executor.control_rate"] = float(args["control_rate"])
+        except ValueError:
+            raise ConfigError(f"launch argument control_rate: expected a number in Hz, got {args['control_rate']!r}") from None
+    for item in args["set"].split(";"):
+        if item.strip():
+            key, value = parse_override(item.strip())
+            overrides[key] = value
+    return overrides
+
+
+def _node_parameters(cfg: VlaConfig, sections: tuple[str, ...], use_sim_time: bool) -> dict[str, Any]:
+    # Empty lists are left out: they have no ROS parameter type; the node's declared default is [].
+    params = {k: v for k, v in cfg.flatten().items() if k.split(".", 1)[0] in sections and v != []}
+    params["use_sim_time"] = use_sim_time
+    return params
+
+
+def build_plan(arguments: Mapping[str, str] | None = None, *, policy_node_lifecycle: bool = True) -> LaunchPlan:
+    """Launch arguments (strings, as `ros2 launch` gives them) -> the validated node plan.
+
+    Raises ConfigError naming the argument/key for anything invalid, including a policy that
+    does not fit the robot profile (both named).
+    """
+    args = dict(ARGUMENT_DEFAULTS)
+    unknown = sorted(set(arguments or {}) - set(args))
+    if unknown:
+        raise ConfigError(f"launch argument {unknown[0]}: unknown (known: {', '.join(args)})")
+    args.update({k: str(v) for k, v in (arguments or {}).items()})
+
+    files = [str(profiles.resolve("config", args["config"]))]
+    if args["robot"].strip():
+        files.append(str(profiles.resolve("robot", args["robot"].strip())))
+    if args["policy_config"].strip():
+        files.append(str(profiles.resolve("policy", args["policy_config"].strip())))
+    cfg = load_config(files, _overrides(args))
+    use_sim_time = parse_bool("use_sim_time", args["use_sim_time"])
+
+    meta = None
+    if parse_bool("check_policy", args["check_policy"]):
+        try:
+            meta = describe_policy(cfg.policy.type, cfg.policy.checkpoint)
+        except (KeyError, ValueError, OSError) as exc:
+            reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            raise ConfigError(f"policy {cfg.policy.type!r} (checkpoint {cfg.policy.checkpoint or 'none'}): {reason}") from exc
+        check_compatible(meta, cfg.robot)
+
+    namespace = args["namespace"].strip().strip("/")
+    ros_args = ("--log-level", args["log_level"].strip() or "info")
+    nodes = (
+        NodeSpec("policy_node", "policy_node", namespace,
+                 _node_parameters(cfg, POLICY_NODE_SECTIONS, use_sim_time),
+                 lifecycle=policy_node_lifecycle, ros_arguments=ros_args),
+        NodeSpec("executor_node", "executor_node", namespace,
+                 _node_parameters(cfg, EXECUTOR_NODE_SECTIONS, use_sim_time),
+                 ros_arguments=ros_args),
+    )
+    return LaunchPlan(cfg, tuple(files), nodes, use_sim_time, meta)
