@@ -37,8 +37,9 @@ def test_franka_with_flow_matching_checkpoint(two_cam_ckpt):
     plan = build_plan({"robot": "franka", "policy": "flow_matching", "checkpoint": two_cam_ckpt,
                        "device": "cuda", "dtype": "bfloat16", "namespace": "/left_arm/",
                        "control_rate": "250", "set": "policy.rate_hz=8; executor.strategy=replace"})
-    assert [n.name for n in plan.nodes] == ["policy_node", "executor_node"]
-    policy, executor = plan.node("policy_node"), plan.node("executor_node")
+    assert [n.name for n in plan.nodes] == ["vla_policy", "vla_executor"]
+    policy, executor = plan.node("vla_policy"), plan.node("vla_executor")
+    assert policy.lifecycle and policy.parameters["policy.autostart"] is False
     assert policy.namespace == executor.namespace == "left_arm"
     assert policy.executable == "policy_node" and executor.executable == "executor_node"
     assert policy.parameters["policy.checkpoint"] == two_cam_ckpt
@@ -62,10 +63,10 @@ def test_franka_with_flow_matching_checkpoint(two_cam_ckpt):
 def test_hold_baseline_sim_time_and_dry_run_off():
     plan = build_plan({"robot": "generic_dual_wrist", "policy_config": "hold", "use_sim_time": "true",
                        "dry_run": "false", "log_level": "debug"})
-    ex = plan.node("executor_node")
+    ex = plan.node("vla_executor")
     assert plan.use_sim_time and ex.parameters["use_sim_time"] is True
     assert ex.parameters["executor.dry_run"] is False and ex.parameters["executor.output_mode"] == "twist"
-    assert plan.node("policy_node").parameters["policy.type"] == "hold"
+    assert plan.node("vla_policy").parameters["policy.type"] == "hold"
     assert plan.policy_metadata.policy_type == "hold"
     assert ex.ros_arguments == ("--log-level", "debug")
 

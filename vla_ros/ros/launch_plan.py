@@ -22,6 +22,9 @@ from vla_ros.policy.registry import describe_policy
 PACKAGE = "vla_ros"
 POLICY_NODE_SECTIONS = ("robot", "policy", "sync")
 EXECUTOR_NODE_SECTIONS = ("robot", "policy", "executor", "safety")
+# Node names: the nodes' own defaults, so `ros2 run` and `ros2 launch` give the same graph.
+POLICY_NODE_NAME = "vla_policy"
+EXECUTOR_NODE_NAME = "vla_executor"
 
 
 @dataclass(frozen=True)
@@ -158,12 +161,14 @@ def build_plan(arguments: Mapping[str, str] | None = None, *, policy_node_lifecy
         check_compatible(meta, cfg.robot)
 
     namespace = args["namespace"].strip().strip("/")
+    policy_params = _node_parameters(cfg, POLICY_NODE_SECTIONS, use_sim_time)
+    # A lifecycle policy node is configured/activated by the launcher, not by itself.
+    policy_params["policy.autostart"] = not policy_node_lifecycle
     ros_args = ("--log-level", args["log_level"].strip() or "info")
     nodes = (
-        NodeSpec("policy_node", "policy_node", namespace,
-                 _node_parameters(cfg, POLICY_NODE_SECTIONS, use_sim_time),
+        NodeSpec(POLICY_NODE_NAME, "policy_node", namespace, policy_params,
                  lifecycle=policy_node_lifecycle, ros_arguments=ros_args),
-        NodeSpec("executor_node", "executor_node", namespace,
+        NodeSpec(EXECUTOR_NODE_NAME, "executor_node", namespace,
                  _node_parameters(cfg, EXECUTOR_NODE_SECTIONS, use_sim_time),
                  ros_arguments=ros_args),
     )
