@@ -102,14 +102,14 @@ def _edit_config(ckpt, edit):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda c: c["io"].pop("horizon"), r"config\.json: missing key 'io\.horizon'"),
-        (lambda c: c["io"].update(horizon="ten"), r"config\.json: key 'io\.horizon': expected an integer"),
-        (lambda c: c["io"].update(action_mode="sideways"), r"key 'io\.action_mode': expected one of 'absolute', 'delta'"),
-        (lambda c: c["backbone"].update(hiden_size=3), r"unknown key 'backbone\.hiden_size'"),
-        (lambda c: c.pop("expert"), r"missing key 'expert'"),
-        (lambda c: c["vision"]["siglip"].update(patch_size=5), r"key 'vision\.siglip\.patch_size': must divide io\.image_size"),
-        (lambda c: c["io"].update(state_dim=6), r"key 'io\.state_dim': state_source 'ee_pose' gives a 7-vector"),
-        (lambda c: c["backbone"].update(num_key_value_heads=3), r"key 'backbone\.num_key_value_heads': must divide"),
+        (lambda c: c["io"].pop("horizon"), r"config\.json: io\.horizon: missing key \(actions per chunk\)"),
+        (lambda c: c["io"].update(horizon="ten"), r"config\.json: io\.horizon: expected integer, got str 'ten'"),
+        (lambda c: c["io"].update(action_mode="sideways"), r"io\.action_mode: expected one of 'absolute', 'delta', got 'sideways'"),
+        (lambda c: c["backbone"].update(hiden_size=3), r"backbone\.hiden_size: unknown key \(known keys here: family, vocab_size, hidden_size"),
+        (lambda c: c.pop("expert"), r"config\.json: expert: missing key \(action expert\)"),
+        (lambda c: c["vision"]["siglip"].update(patch_size=5), r"vision\.siglip\.patch_size: must divide io\.image_size \(32\), got 5"),
+        (lambda c: c["io"].update(state_dim=6), r"io\.state_dim: state_source 'ee_pose' gives a 7-vector"),
+        (lambda c: c["backbone"].update(num_key_value_heads=3), r"backbone\.num_key_value_heads: must divide"),
     ],
 )
 def test_bad_config_names_the_key(ckpt_copy, edit, message):

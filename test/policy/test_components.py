@@ -29,14 +29,14 @@ def test_config_round_trip_and_derived_sizes():
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda d: d["io"].update(cameras=[]), r"key 'io\.cameras': expected at least one name"),
-        (lambda d: d["io"].update(cameras=["a", "a"]), r"key 'io\.cameras': expected unique names"),
-        (lambda d: d["io"].update(dt=0), r"key 'io\.dt': expected a number > 0"),
-        (lambda d: d["io"].update(action_dim=6), r"key 'io\.action_dim': .*expected 7"),
-        (lambda d: d["vision"].update(kind="siglip_dinov2", dinov2=None), r"key 'vision\.dinov2': vision kind 'siglip_dinov2' needs"),
-        (lambda d: d.update(format_version=2), r"key 'format_version'"),
-        (lambda d: d.update(extra=1), r"unknown key 'extra'"),
-        (lambda d: d["backbone"].update(family="mistral"), r"key 'backbone\.family': expected one of 'gemma', 'llama'"),
+        (lambda d: d["io"].update(cameras=[]), r"io\.cameras: expected at least 1 item\(s\), got 0"),
+        (lambda d: d["io"].update(cameras=["a", "a"]), r"io\.cameras: expected unique items, got \['a', 'a'\]"),
+        (lambda d: d["io"].update(dt=0), r"io\.dt: expected > 0, got 0"),
+        (lambda d: d["io"].update(action_dim=6), r"io\.action_dim: .*expected 7, got 6"),
+        (lambda d: d["vision"].update(kind="siglip_dinov2", dinov2=None), r"vision\.dinov2: vision kind 'siglip_dinov2' needs"),
+        (lambda d: d.update(format_version=2), r"^format_version: this vla_ros reads version 1, got 2"),
+        (lambda d: d.update(extra=1), r"^extra: unknown key \(known keys here: io, backbone"),
+        (lambda d: d["backbone"].update(family="mistral"), r"backbone\.family: expected one of 'gemma', 'llama', got 'mistral'"),
     ],
 )
 def test_config_errors_name_the_key(edit, message):

@@ -1,15 +1,18 @@
 """A tiny declarative schema for dataclass configs: defaults, types, ranges, choices and docs.
 
-`vla_ros.core.config` declares the sections with `param(...)`; this module turns such dataclasses
-into/from nested dicts (YAML), flat dotted keys (ROS parameters: ``policy.device``) and
-``key=value`` overrides (CLI), rejecting unknown keys and wrong types with the key's full name.
-It is generic on purpose: it knows nothing about robots.
+`vla_ros.core.config` (the runtime config) and `vla_ros.policy.flow_matching.config` (a checkpoint's
+config.json) declare their sections with `param(...)` / `section(...)`; this module turns such
+dataclasses into/from nested dicts (YAML, JSON), flat dotted keys (ROS parameters: ``policy.device``)
+and ``key=value`` overrides (CLI), rejecting missing, unknown and wrong-typed keys with the key's
+full name. Leaf types: bool, int, float, str, ``list[...]``/``tuple[..., ...]`` of those, and
+``X | None``. It is generic on purpose: it knows nothing about robots.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import types
 import typing
 from typing import Any
 
@@ -20,29 +23,94 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown, of the wrong type or out of range."""
 
 
+class FieldError(ConfigError):
+    """What a section's ``check()`` raises about its own key, named relative to the section.
+
+    `from_dict` prefixes the section's dotted path, so a section used in several places
+    (``vision.siglip``, ``vision.dinov2``) names the key where it failed.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key, self.message = key, message
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable (e.g. across a worker process)
+        return FieldError, (self.key, self.message)
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()  # the default of a field without one: a missing key is an error
+
+_CONSTRAINTS = ("min", "max", "gt", "choices", "length", "min_length", "nonempty", "unique")
+
+
 def param(
     default: Any,
     doc: str,
     *,
     min: float | None = None,  # noqa: A002 - reads naturally at the declaration site
     max: float | None = None,  # noqa: A002
+    gt: float | None = None,
     choices: typing.Sequence[Any] | None = None,
     length: int | None = None,
+    min_length: int | None = None,
+    nonempty: bool = False,
+    unique: bool = False,
 ) -> Any:
-    """Declare a config field: default, one-line doc, optional inclusive range, choices, list length."""
-    meta = {"doc": doc, "min": min, "max": max, "choices": tuple(choices) if choices else None, "length": length}
+    """Declare a config field: default (or `REQUIRED`: declare those first), one-line doc, constraints.
+
+    `min`/`max` are inclusive bounds, `gt` an exclusive lower bound; they, `choices` and `nonempty`
+    (no empty string) apply to each item of a list. `length` (exact), `min_length` and `unique`
+    (no repeated item) apply to the list itself.
+    """
+    meta = {"doc": doc, "min": min, "max": max, "gt": gt, "choices": tuple(choices) if choices else None,
+            "length": length, "min_length": min_length, "nonempty": nonempty, "unique": unique}
+    if default is REQUIRED:
+        return dataclasses.field(metadata=meta)
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda d=tuple(default): list(d), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
-def section(cls: type, doc: str) -> Any:
-    """Declare a nested config section (a dataclass) with its doc."""
-    return dataclasses.field(default_factory=cls, metadata={"doc": doc, "section": True})
+def section(cls: type, doc: str, default: Any = dataclasses.MISSING) -> Any:
+    """Declare a nested config section (a dataclass) with its doc.
+
+    A missing section takes ``cls()``; with ``default=REQUIRED`` it is an error instead, and with
+    ``default=None`` (annotate the field ``cls | None``) it is null, as is an explicit null.
+    """
+    meta = {"doc": doc, "section": True}
+    if default is REQUIRED:
+        return dataclasses.field(metadata=meta)
+    if default is None:
+        return dataclasses.field(default=None, metadata=meta)
+    return dataclasses.field(default_factory=cls, metadata=meta)
+
+
+def _optional(tp: Any) -> tuple[Any, bool]:
+    """``X | None`` -> (X, True); any other annotation -> (tp, False)."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return tp, False
+
+
+def _default(field: dataclasses.Field) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return field.default_factory()  # type: ignore[misc]
+    return REQUIRED
 
 
 def _type_name(tp: Any) -> str:
-    if typing.get_origin(tp) is list:
+    inner, nullable = _optional(tp)
+    if nullable:
+        return f"{_type_name(inner)} or null"
+    if typing.get_origin(tp) in (list, tuple):
         return f"list of {_type_name(typing.get_args(tp)[0])}"
     return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(tp, getattr(tp, "__name__", str(tp)))
 
@@ -73,24 +141,34 @@ def _check_scalar(key: str, tp: type, value: Any) -> Any:
 
 def _check_value(key: str, field: dataclasses.Field, tp: Any, value: Any) -> Any:
     meta = field.metadata
-    if typing.get_origin(tp) is list:
-        if isinstance(value, tuple):
-            value = list(value)
-        if not isinstance(value, list):
+    tp, nullable = _optional(tp)
+    if value is None and nullable:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple):  # list[X] or tuple[X, ...]; a tuple field stays a tuple (frozen dataclasses)
+        if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
-        (item_tp,) = typing.get_args(tp)
-        value = [_check_scalar(f"{key}[{i}]", item_tp, v) for i, v in enumerate(value)]
-        if meta.get("length") is not None and len(value) != meta["length"]:
-            raise ConfigError(f"{key}: expected a list of {meta['length']} items, got {len(value)}")
-        items = value
+        item_tp = typing.get_args(tp)[0]
+        items = [_check_scalar(f"{key}[{i}]", item_tp, v) for i, v in enumerate(value)]
+        if meta.get("length") is not None and len(items) != meta["length"]:
+            raise ConfigError(f"{key}: expected a list of {meta['length']} items, got {len(items)}")
+        if meta.get("min_length") is not None and len(items) < meta["min_length"]:
+            raise ConfigError(f"{key}: expected at least {meta['min_length']} item(s), got {len(items)}")
+        if meta.get("unique") and len(set(items)) != len(items):
+            raise ConfigError(f"{key}: expected unique items, got {items}")
+        value = origin(items)
     else:
         value = _check_scalar(key, tp, value)
         items = [value]
     for v in items:
+        if meta.get("nonempty") and v == "":
+            raise ConfigError(f"{key}: expected a non-empty string, got ''")
         if meta.get("choices") and v not in meta["choices"]:
             raise ConfigError(f"{key}: expected one of {', '.join(map(repr, meta['choices']))}, got {v!r}")
         if meta.get("min") is not None and v < meta["min"]:
             raise ConfigError(f"{key}: expected >= {meta['min']}, got {v}")
+        if meta.get("gt") is not None and not v > meta["gt"]:
+            raise ConfigError(f"{key}: expected > {meta['gt']}, got {v}")
         if meta.get("max") is not None and v > meta["max"]:
             raise ConfigError(f"{key}: expected <= {meta['max']}, got {v}")
     return value
@@ -99,7 +177,9 @@ def _check_value(key: str, field: dataclasses.Field, tp: Any, value: Any) -> Any
 def from_dict(cls: type, data: Any, prefix: str = "", run_checks: bool = True) -> Any:
     """Build dataclass `cls` from a nested mapping; missing keys take defaults, unknown keys fail.
 
-    `run_checks=False` skips the cross-field ``check()`` methods (for validating a partial file).
+    A missing `REQUIRED` key fails naming the key and its doc. After each section is built its
+    ``check()`` method, if any, runs the cross-field rules; a `FieldError` it raises gets the
+    section's prefix. `run_checks=False` skips them (for validating a partial file).
     """
     if data is None:
         data = {}
@@ -113,23 +193,30 @@ def from_dict(cls: type, data: Any, prefix: str = "", run_checks: bool = True) -
         raise ConfigError(f"{prefix}{unknown[0]}: unknown key (known keys here: {known})")
     kwargs = {}
     for name, (field, tp) in fields.items():
-        if name not in data:
-            continue
         key = prefix + name
+        if name not in data:
+            if _default(field) is REQUIRED:
+                raise ConfigError(f"{key}: missing key ({field.metadata.get('doc', '')})")
+            continue
         if field.metadata.get("section"):
-            kwargs[name] = from_dict(tp, data[name], key + ".", run_checks)
+            sub, nullable = _optional(tp)
+            value = data[name]
+            kwargs[name] = None if value is None and nullable else from_dict(sub, value, key + ".", run_checks)
         else:
             kwargs[name] = _check_value(key, field, tp, data[name])
     obj = cls(**kwargs)
     check = getattr(obj, "check", None)
     if check is not None and run_checks:
-        check()
+        try:
+            check()
+        except FieldError as exc:
+            raise FieldError(prefix + exc.key, exc.message) from None
     return obj
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
-    """Nested plain dict (YAML-ready) of a config dataclass."""
-    return dataclasses.asdict(obj)
+    """Nested plain dict (YAML/JSON-ready) of a config dataclass; tuples become lists."""
+    return dataclasses.asdict(obj, dict_factory=lambda kv: {k: list(v) if isinstance(v, tuple) else v for k, v in kv})
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -137,10 +224,10 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, (field, _tp) in _fields(type(obj)).items():
         value = getattr(obj, name)
-        if field.metadata.get("section"):
+        if field.metadata.get("section") and value is not None:
             out.update(flatten(value, f"{prefix}{name}."))
         else:
-            out[prefix + name] = list(value) if isinstance(value, list) else value
+            out[prefix + name] = list(value) if isinstance(value, (list, tuple)) else value
     return out
 
 
@@ -158,28 +245,27 @@ def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def describe(cls: type, prefix: str = "") -> list[dict[str, Any]]:
-    """One row per leaf field: key, type, default, doc, constraints (docs and --help)."""
+def describe(cls: type, prefix: str = "", _seen: dict[type, str] | None = None) -> list[dict[str, Any]]:
+    """One row per leaf field: key, type, default (`REQUIRED` if none), doc, constraints (docs, --help).
+
+    A nullable section is one row, ``key.*`` (default None), whose ``same_as`` names the first
+    section of the same class described before it, if any (``vision.siglip`` for ``vision.dinov2.*``).
+    """
+    seen: dict[type, str] = {} if _seen is None else _seen
     rows = []
-    defaults = cls()
     for name, (field, tp) in _fields(cls).items():
         key = prefix + name
-        if field.metadata.get("section"):
-            rows.extend(describe(tp, key + "."))
-            continue
         meta = field.metadata
-        rows.append(
-            {
-                "key": key,
-                "type": _type_name(tp),
-                "default": getattr(defaults, name),
-                "doc": meta.get("doc", ""),
-                "min": meta.get("min"),
-                "max": meta.get("max"),
-                "choices": meta.get("choices"),
-                "length": meta.get("length"),
-            }
-        )
+        sub, nullable = _optional(tp)
+        if meta.get("section") and not nullable:
+            seen.setdefault(sub, key)
+            rows.extend(describe(sub, key + ".", seen))
+            continue
+        row = {"key": key, "type": _type_name(tp), "default": _default(field), "doc": meta.get("doc", "")}
+        row.update({c: meta.get(c) for c in _CONSTRAINTS})
+        if meta.get("section"):
+            row.update(key=key + ".*", same_as=seen.get(sub))
+        rows.append(row)
     return rows
 
 
@@ -188,7 +274,7 @@ def leaf_types(cls: type, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, (field, tp) in _fields(cls).items():
         if field.metadata.get("section"):
-            out.update(leaf_types(tp, f"{prefix}{name}."))
+            out.update(leaf_types(_optional(tp)[0], f"{prefix}{name}."))
         else:
             out[prefix + name] = tp
     return out
