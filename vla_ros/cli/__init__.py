@@ -12,7 +12,7 @@ import importlib
 import sys
 
 # Sub-command modules, in --help order.
-COMMANDS = ("config", "make-checkpoint")
+COMMANDS = ("config", "make-checkpoint", "run")
 
 
 def build_parser() -> argparse.ArgumentParser:

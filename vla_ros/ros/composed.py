@@ -1,0 +1,99 @@
+"""The vla_ros node graph in ONE process (manual composition), for `vla-ros run`.
+
+It starts the node plan of `vla_ros.ros.launch_plan` - the same plan `vla.launch.py` starts as
+separate processes - where `ros2 launch` is not installed, or where one process is wanted (chunks
+never leave the process; one thing to start and stop). Each node spins in its own thread on its
+own single-threaded executor, so the control loop never waits behind policy callbacks and can run
+at a realtime priority (``executor.realtime_priority``); the policy node's inference runs on its
+own worker thread as always.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.parameter import Parameter
+
+from vla_ros.ros.executor_node import ExecutorNode, set_realtime_priority
+from vla_ros.ros.launch_plan import LaunchPlan
+from vla_ros.ros.policy_node import PolicyNode
+
+
+def _overrides(params: dict) -> list[Parameter]:
+    # The node declares its parameters from the plan's config; only use_sim_time is extra.
+    return [Parameter("use_sim_time", value=bool(params.get("use_sim_time", False)))]
+
+
+@dataclass
+class ComposedGraph:
+    """The running nodes of a plan; `stop()` (or leaving the `with` block) shuts them down."""
+
+    plan: LaunchPlan
+    context: Context
+    policy_node: PolicyNode
+    executor_node: ExecutorNode
+    _executors: list = field(default_factory=list)
+    _threads: list = field(default_factory=list)
+    _owns_context: bool = False
+
+    def __enter__(self) -> "ComposedGraph":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def wait(self) -> None:
+        """Block until the context shuts down (Ctrl-C in `vla-ros run`)."""
+        for t in self._threads:
+            while t.is_alive():
+                t.join(timeout=0.5)
+
+    def stop(self) -> None:
+        for ex in self._executors:
+            ex.shutdown(timeout_sec=2.0)
+        for t in self._threads:
+            t.join(timeout=5.0)
+        for node in (self.policy_node, self.executor_node):
+            node.destroy_node()
+        if self._owns_context and self.context.ok():
+            rclpy.shutdown(context=self.context)
+
+
+def start_graph(plan: LaunchPlan, context: Context | None = None, args: list[str] | None = None) -> ComposedGraph:
+    """Create both nodes of `plan` in this process, activate the policy node, spin each in a thread."""
+    owns = context is None
+    if context is None:
+        context = Context()
+        rclpy.init(args=args, context=context)
+    pol_spec, ex_spec = plan.nodes
+    policy_node = PolicyNode(plan.config, node_name=pol_spec.name, namespace=pol_spec.namespace,
+                             context=context, parameter_overrides=_overrides(pol_spec.parameters))
+    executor_node = ExecutorNode(plan.config, node_name=ex_spec.name, namespace=ex_spec.namespace,
+                                 context=context, parameter_overrides=_overrides(ex_spec.parameters))
+    graph = ComposedGraph(plan, context, policy_node, executor_node, _owns_context=owns)
+    # Configure + activate before anything spins: no callback runs during the transitions.
+    if not policy_node.start():
+        policy_node.get_logger().error("policy node did not become active; see the error above")
+    for node, realtime in ((executor_node, plan.config.executor.realtime_priority), (policy_node, 0)):
+        ex = SingleThreadedExecutor(context=context)
+        ex.add_node(node)
+        graph._executors.append(ex)
+
+        def spin(ex=ex, node=node, realtime=realtime) -> None:
+            if realtime > 0:
+                err = set_realtime_priority(realtime)
+                if err:
+                    node.get_logger().warning(f"executor.realtime_priority={realtime} not applied: {err}")
+            try:
+                ex.spin()
+            except ExternalShutdownException:
+                pass
+
+        t = threading.Thread(target=spin, name=f"spin-{node.get_name()}", daemon=True)
+        graph._threads.append(t)
+        t.start()
+    return graph
