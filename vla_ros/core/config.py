@@ -22,6 +22,7 @@ __all__ = [
     "ConfigError",
     "ExecutorConfig",
     "PolicyConfig",
+    "ReplayConfig",
     "RobotConfig",
     "SafetyConfig",
     "SyncConfig",
@@ -96,6 +97,25 @@ class PolicyConfig:
     chunk_topic: str = param("action_chunk", "Topic the policy node publishes ActionChunk on.")
     status_topic: str = param("policy_status", "Topic of PolicyStatus messages.")
     status_rate_hz: float = param(2.0, "PolicyStatus publish rate (Hz).", min=0.1, max=100.0)
+    allow_empty_instruction: bool = param(
+        False, "Run without an instruction (single-task policies); false = observations are rejected until one is set."
+    )
+    executor_status_topic: str = param(
+        "executor_status", "ExecutorStatus topic read for trigger 'queue' and RTC (the executor's executor.status_topic)."
+    )
+    executor_status_timeout: float = param(
+        1.0, "An ExecutorStatus older than this (ROS time) is ignored by trigger 'queue' and RTC (s).", min=0.01, max=60.0
+    )
+    queue_ack_timeout: float = param(
+        1.0, "Trigger 'queue': after a chunk, wait until the executor status counts it, or this long, before the next (s).",
+        min=0.0, max=60.0,
+    )
+    preview_topic: str = param(
+        "action_chunk_poses", "geometry_msgs/PoseArray of each chunk's absolute poses, for RViz ('' = not published)."
+    )
+    autostart: bool = param(
+        True, "policy_node: configure (load) and activate at start-up; false = wait for lifecycle transitions (launch)."
+    )
 
 
 @dataclass
@@ -107,6 +127,10 @@ class SyncConfig:
     max_age: float = param(
         0.5, "An observation older than this (ROS time now - stamp) is not used and counts as dropped (s).",
         min=0.0, max=60.0,
+    )
+    eager: bool = param(
+        False, "Emit an observation as soon as every input has a message within slop; false = first wait until each "
+        "input has one stamped at/after the primary camera frame (closest match), at most until the next frame.",
     )
 
 
@@ -194,6 +218,42 @@ class SafetyConfig:
 
 
 @dataclass
+class ReplayConfig:
+    """Offline evaluation on recorded bags (`vla-ros eval`, `vla-ros demo`); see docs/replay.md."""
+
+    ground_truth_topic: str = param(
+        "", "Topic of what was actually commanded, the reference predictions are scored against; '' = auto: the "
+        "first of executor.pose_topic, executor.twist_topic, policy.chunk_topic in the bag, else robot.ee_pose_topic."
+    )
+    ground_truth_type: str = param(
+        "auto", "How ground_truth_topic is read: pose (PoseStamped targets), twist (TwistStamped), chunk (ActionChunk), "
+        "ee_pose (measured PoseStamped), auto (from the message type).",
+        choices=("auto", "pose", "twist", "chunk", "ee_pose"),
+    )
+    gripper_topic: str = param(
+        "", "Recorded gripper commands (std_msgs/Float64, robot units); '' = executor.gripper_topic if in the bag, "
+        "else the chunks' gripper (chunk ground truth) or the measured robot.gripper_joint."
+    )
+    latency: str = param(
+        "none", "Inference latency injected on the simulated clock: none (chunks arrive at once), measured (each "
+        "inference's own wall time), fixed (replay.fixed_latency; deterministic).",
+        choices=("none", "measured", "fixed"),
+    )
+    fixed_latency: float = param(0.1, "Injected latency for replay.latency = fixed (s).", min=0.0, max=10.0)
+    max_gap: float = param(
+        0.25, "Ground truth is interpolated only between samples closer than this; other times are not scored (s).",
+        min=0.0,
+    )
+    gripper_threshold: float = param(0.5, "Gripper accuracy: normalised opening above this counts as open.", min=0.0, max=1.0)
+    max_duration: float = param(0.0, "Evaluate only the first this many seconds of each bag (0 = all) (s).", min=0.0)
+    output_bag: bool = param(
+        False, "Also write an mcap bag with the inputs, the predicted chunks and the executor commands (Foxglove)."
+    )
+    output_prefix: str = param("/replay", "Topic prefix of the predictions and commands in the output bag.")
+    out_dir: str = param("out/eval", "Directory of metrics.json, the plots, index.html and the output bag.")
+
+
+@dataclass
 class VlaConfig:
     """Everything a vla_ros graph needs, in one validated object."""
 
@@ -202,6 +262,7 @@ class VlaConfig:
     sync: SyncConfig = section(SyncConfig, "Observation synchronisation.")
     executor: ExecutorConfig = section(ExecutorConfig, "Chunk execution.")
     safety: SafetyConfig = section(SafetyConfig, "Safety limits.")
+    replay: ReplayConfig = section(ReplayConfig, "Offline evaluation on recorded bags.")
 
     def to_dict(self) -> dict[str, Any]:
         return schema.to_dict(self)

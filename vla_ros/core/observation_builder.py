@@ -1,0 +1,573 @@
+"""Validate robot input messages and assemble synchronized `Observation`s, ROS-free.
+
+The policy node calls it from its subscription callbacks, the rosbag replay from bag messages on
+a simulated clock; both pass ``now`` (ROS time, float seconds), nothing here reads a clock.
+Messages are duck-typed (rclpy or `rosbags` classes), decoded with `vla_ros.core.msg_decode`.
+
+Why it is split the way it is:
+- Cheap checks run on *every* message as it arrives (stamp set and increasing, encoding and sizes
+  consistent, joints present and finite, pose frame), so a bad input is reported at once, names
+  its topic, and never enters the synchronizer.
+- Pixels are decoded only for the observation that is actually given to the policy (`take`), in
+  the caller's thread (the node's inference worker): at 30 Hz x N cameras and a few Hz of
+  inference, most frames are superseded and decoding them would be wasted CPU on the ROS thread.
+  A compressed frame that turns out undecodable is rejected at `take`, with the same kind of error.
+  Raw rgb8 frames are not even copied: the observation's image shares the message's buffer, so a
+  policy must treat observation images as read-only (as it should any Observation).
+- Nothing half-valid reaches the policy: `take` returns a fully built `ObservationSample` or None,
+  and every refusal is counted (``rejected``: malformed input; ``dropped``: valid but too old, or
+  superseded by a newer observation before inference) and reported through ``on_problem``.
+
+Usage (replay)::
+
+    spec = ObservationSpec.from_config(cfg.robot, policy.metadata)
+    builder = ObservationBuilder.from_config(spec, cfg, on_problem=print)
+    builder.add_image("primary", image_msg, now)      # -> InputProblem | None
+    builder.add_joint_state(joint_state_msg, now)
+    builder.add_ee_pose(pose_stamped_msg, now)
+    builder.set_instruction("pick up the red cube")
+    sample = builder.take(now)                        # newest synchronized observation, or None
+    chunk = policy.infer(sample.observation)
+"""
+
+from __future__ import annotations
+
+import array
+import math
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from vla_ros.core import msg_decode
+from vla_ros.core.config import ConfigError, RobotConfig, VlaConfig
+from vla_ros.core.msg_decode import _RAW_ENCODINGS  # channels per encoding: same table as the decoder
+from vla_ros.core.msg_decode import SUPPORTED_ENCODINGS, MessageError
+from vla_ros.core.sync import ApproximateTimeSynchronizer, StampError, SyncedSet
+from vla_ros.core.types import ActionMode, Observation
+
+JOINT_STATE = "joint_state"
+EE_POSE = "ee_pose"
+CLOCK_JUMP = 0.1  # [s] `now` going back by more than this = the clock was reset (sim restart, bag loop)
+
+# Problem codes (InputProblem.code)
+CODES = ("stamp", "encoding", "size", "nonfinite", "missing_joint", "frame", "decode", "instruction", "stale", "clock")
+
+
+def camera_input(name: str) -> str:
+    """Synchronizer input name of camera `name`."""
+    return f"camera:{name}"
+
+
+@dataclass(frozen=True)
+class CameraInput:
+    name: str
+    topic: str
+
+    @property
+    def compressed(self) -> bool:
+        """A topic ending in /compressed carries sensor_msgs/CompressedImage."""
+        return self.topic.rstrip("/").endswith("/compressed")
+
+
+@dataclass(frozen=True)
+class ObservationSpec:
+    """Which inputs make up one observation, and how to read them (from the robot profile + policy).
+
+    ``cameras[0]`` is the pivot: its header stamp is the observation's stamp. An empty
+    ``joint_state_topic`` / ``ee_pose_topic`` leaves that input out of the synchronisation.
+    ``joint_names`` empty = take the order of the first JointState (the gripper joint excluded).
+    """
+
+    cameras: tuple[CameraInput, ...]
+    joint_state_topic: str = ""
+    joint_names: tuple[str, ...] = ()
+    gripper_joint: str = ""
+    gripper_closed: float = 0.0
+    gripper_open: float = 1.0
+    ee_pose_topic: str = ""
+    base_frame: str = ""
+    instruction_topic: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.cameras:
+            raise ConfigError("robot.camera_names: expected at least one camera in the observation")
+        if self.gripper_joint and self.gripper_open == self.gripper_closed:
+            raise ConfigError(
+                f"robot.gripper_open: must differ from robot.gripper_closed (both {self.gripper_open}) to normalise the gripper"
+            )
+
+    @classmethod
+    def from_config(cls, robot: RobotConfig, metadata: Any | None = None) -> "ObservationSpec":
+        """The inputs `metadata` (a PolicyMetadata, or None = everything the profile has) needs.
+
+        Cameras: the policy's cameras (in robot profile order; all of the profile's if the policy
+        names none). Joint states: whenever the profile has a topic. EE pose: when the policy's
+        state is the EE pose or it predicts DELTA actions (or no metadata and a topic is set).
+        """
+        topics = dict(zip(robot.camera_names, robot.camera_topics))
+        wanted = tuple(getattr(metadata, "cameras", ()) or ())
+        if wanted:
+            missing = [c for c in wanted if c not in topics]
+            if missing:
+                raise ConfigError(
+                    f"robot.camera_names: the policy needs camera(s) {', '.join(missing)}, the robot profile "
+                    f"{robot.name!r} has {', '.join(robot.camera_names)}"
+                )
+            names = [c for c in robot.camera_names if c in wanted]
+        else:
+            names = list(robot.camera_names)
+        state = getattr(metadata, "state_source", None)
+        delta = metadata is not None and ActionMode.parse(metadata.action_mode) == ActionMode.DELTA
+        needs_ee = metadata is None or state == "ee_pose" or delta
+        if needs_ee and not robot.ee_pose_topic and metadata is not None:
+            why = "predicts DELTA actions" if delta else "uses the end-effector pose as state"
+            raise ConfigError(f"robot.ee_pose_topic: the policy {why}, but the robot profile has no EE pose topic")
+        if state == "joints" and not robot.joint_state_topic:
+            raise ConfigError("robot.joint_state_topic: the policy uses joint positions as state, but no topic is set")
+        joint_names = tuple(robot.joint_names)
+        if not joint_names and state == "joints":
+            joint_names = tuple(getattr(metadata, "joint_names", ()) or ())
+        return cls(
+            cameras=tuple(CameraInput(n, topics[n]) for n in names),
+            joint_state_topic=robot.joint_state_topic,
+            joint_names=joint_names,
+            gripper_joint=robot.gripper_joint,
+            gripper_closed=robot.gripper_closed,
+            gripper_open=robot.gripper_open,
+            ee_pose_topic=robot.ee_pose_topic if needs_ee else "",
+            base_frame=robot.base_frame,
+            instruction_topic=robot.instruction_topic,
+        )
+
+    @property
+    def pivot(self) -> CameraInput:
+        return self.cameras[0]
+
+    def inputs(self) -> dict[str, str]:
+        """Synchronizer input name -> topic, pivot first."""
+        out = {camera_input(c.name): c.topic for c in self.cameras}
+        if self.joint_state_topic:
+            out[JOINT_STATE] = self.joint_state_topic
+        if self.ee_pose_topic:
+            out[EE_POSE] = self.ee_pose_topic
+        return out
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """Why an input or an observation was not used. ``message`` names the topic and the expected form.
+
+    ``counter`` is the PolicyStatus counter it went to: "rejected" (malformed input), "dropped"
+    (valid but too old) or "none" (informational, e.g. a clock reset).
+    """
+
+    topic: str
+    code: str
+    message: str
+    counter: str = "rejected"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class ObservationSample:
+    """An observation ready for the policy plus where it came from.
+
+    ``stamp_ns`` is the pivot's exact header stamp (sec * 1e9 + nanosec), so a chunk can carry it
+    bit for bit; ``input_stamps`` maps each input's topic to the stamp used; ``age`` is
+    ``now - oldest input stamp`` when it was taken.
+    """
+
+    observation: Observation
+    stamp_ns: int
+    input_stamps: Mapping[str, float]
+    age: float
+
+
+@dataclass
+class BuilderStats:
+    received: int = 0
+    rejected: int = 0
+    rejected_by_topic: Counter = field(default_factory=Counter)
+    synchronized: int = 0
+    dropped_stale: int = 0
+    dropped_superseded: int = 0
+    taken: int = 0
+    clock_resets: int = 0
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_stale + self.dropped_superseded
+
+
+@dataclass(frozen=True)
+class _ImageView:
+    """The fields of a sensor_msgs/Image with ``data`` as a zero-copy memoryview.
+
+    rclpy gives ``data`` as an ``array.array``, which the shared decoder copies into ``bytes``
+    first; on 640x480 frames that fresh ~1 MB allocation (page faults included) is most of the
+    decoding time. A memoryview lets numpy use the message's own buffer; the observation's image
+    then shares it (rclpy never reuses a delivered message).
+    """
+
+    header: Any
+    height: int
+    width: int
+    encoding: str
+    is_bigendian: int
+    step: int
+    data: memoryview
+
+
+def _zero_copy(msg: Any) -> Any:
+    if isinstance(msg.data, array.array):
+        return _ImageView(msg.header, msg.height, msg.width, msg.encoding, msg.is_bigendian, msg.step, memoryview(msg.data))
+    return msg
+
+
+def _stamp_ns(stamp: Any) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def check_raw_image(msg: Any, topic: str) -> None:
+    """The checks `msg_decode.image_to_rgb` makes, without touching the pixels (MessageError if bad)."""
+    encoding = str(msg.encoding)
+    if encoding not in _RAW_ENCODINGS:
+        raise MessageError(
+            f"{topic}: encoding {encoding!r} is not supported; expected one of {', '.join(SUPPORTED_ENCODINGS)}"
+        )
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise MessageError(f"{topic}: height/width: expected a non-empty image, got {height}x{width}")
+    row_bytes = width * _RAW_ENCODINGS[encoding]
+    if step < row_bytes:
+        raise MessageError(f"{topic}: step: expected >= width*channels = {row_bytes} bytes, got {step}")
+    needed = step * (height - 1) + row_bytes
+    size = len(msg.data)
+    if size < needed:
+        raise MessageError(
+            f"{topic}: data: expected at least {needed} bytes for {height}x{width} {encoding} (step {step}), got {size}"
+        )
+
+
+class ObservationBuilder:
+    """Validation, synchronisation and assembly of observations (see the module docstring).
+
+    Thread-safe: ``add_*``/``set_instruction`` may run on one thread (ROS callbacks) while
+    ``take`` runs on another (the inference worker).
+    """
+
+    def __init__(
+        self,
+        spec: ObservationSpec,
+        *,
+        slop: float,
+        queue_size: int,
+        max_age: float,
+        eager: bool = False,
+        instruction: str = "",
+        allow_empty_instruction: bool = False,
+        decode_image: Callable[[Any, str], np.ndarray] | None = None,
+        on_problem: Callable[[InputProblem], None] | None = None,
+    ):
+        self.spec = spec
+        self.max_age = float(max_age)
+        self.allow_empty_instruction = bool(allow_empty_instruction)
+        self._decode_raw = decode_image or msg_decode.image_to_rgb
+        self.on_problem = on_problem
+        self.topics = spec.inputs()
+        self.sync = ApproximateTimeSynchronizer(
+            list(self.topics), slop=slop, queue_size=queue_size, pivot=camera_input(spec.pivot.name), labels=self.topics,
+            eager=eager,
+        )
+        self.stats = BuilderStats()
+        # While False (node inactive), observations replaced before anyone asked for one are not
+        # counted as dropped: nobody was going to use them.
+        self.counting = True
+        self._lock = threading.Lock()
+        self._pending: SyncedSet | None = None
+        self._instruction = ""
+        self._last_now: float | None = None
+        self._joint_names: tuple[str, ...] | None = tuple(spec.joint_names) or None
+        self.last_problem: InputProblem | None = None
+        self.last_problems: dict[str, InputProblem] = {}  # topic -> most recent problem there
+        self.set_instruction(instruction)
+
+    @classmethod
+    def from_config(cls, spec: ObservationSpec, cfg: VlaConfig, **kwargs: Any) -> "ObservationBuilder":
+        """Builder with sync.* and policy.instruction / allow_empty_instruction from `cfg`."""
+        return cls(
+            spec,
+            slop=cfg.sync.slop,
+            queue_size=cfg.sync.queue_size,
+            max_age=cfg.sync.max_age,
+            eager=cfg.sync.eager,
+            instruction=cfg.policy.instruction,
+            allow_empty_instruction=cfg.policy.allow_empty_instruction,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------ problems
+    def _problem(self, topic: str, code: str, message: str, counter: str = "rejected") -> InputProblem:
+        p = InputProblem(topic, code, message, counter)
+        with self._lock:
+            if counter == "rejected":
+                self.stats.rejected += 1
+                self.stats.rejected_by_topic[topic] += 1
+            elif counter == "dropped":
+                self.stats.dropped_stale += 1
+            self.last_problem = p
+            self.last_problems[topic] = p
+        if self.on_problem is not None:
+            self.on_problem(p)
+        return p
+
+    # ------------------------------------------------------------------ inputs
+    @property
+    def joint_names(self) -> tuple[str, ...] | None:
+        """Joint order of ``Observation.joint_positions`` (None until learnt from the first JointState)."""
+        return self._joint_names
+
+    @property
+    def instruction(self) -> str:
+        return self._instruction
+
+    def set_instruction(self, text: str) -> bool:
+        """Replace the instruction (surrounding whitespace removed); True if it changed.
+
+        An empty instruction is accepted here but every observation is then rejected at `take`
+        (unless allow_empty_instruction): the robot pauses instead of acting on no instruction.
+        """
+        text = str(text).strip()
+        with self._lock:
+            changed = text != self._instruction
+            self._instruction = text
+        return changed
+
+    def _check_clock(self, now: float) -> None:
+        with self._lock:
+            jumped = self._last_now is not None and now < self._last_now - CLOCK_JUMP
+            back = (self._last_now - now) if jumped else 0.0
+            self._last_now = now
+            if jumped:
+                self.sync.reset()
+                self._pending = None
+                self.stats.clock_resets += 1
+        if jumped:
+            self._problem(
+                "clock", "clock", f"ROS time jumped back by {back:.3f} s: synchronizer reset (sim restart or bag loop?)", "none"
+            )
+
+    def _header_stamp(self, msg: Any, topic: str, now: float) -> tuple[float, int] | InputProblem:
+        try:
+            stamp = msg.header.stamp
+            ns = _stamp_ns(stamp)
+        except (AttributeError, TypeError, ValueError):
+            return self._problem(topic, "stamp", f"{topic}: header.stamp: expected builtin_interfaces/Time, got none")
+        if ns == 0:
+            return self._problem(topic, "stamp", f"{topic}: header.stamp: expected the capture time, got 0 (unset stamp)")
+        t = msg_decode.stamp_to_sec(stamp)
+        ahead = t - now
+        if ahead > max(self.max_age, 0.0) and math.isfinite(now):
+            return self._problem(
+                topic, "stamp",
+                f"{topic}: header.stamp: {ahead:.3f} s ahead of the ROS clock; expected at most sync.max_age = "
+                f"{self.max_age:g} s (are the machines' clocks synchronised?)",
+            )
+        return t, ns
+
+    def _queue(self, name: str, topic: str, stamp: float, value: Any, now: float) -> InputProblem | None:
+        with self._lock:
+            self.stats.received += 1
+            try:
+                out = self.sync.add(name, stamp, value)
+            except StampError as exc:
+                err = str(exc)
+                out = None
+            else:
+                err = ""
+                if out is not None:
+                    self.stats.synchronized += 1
+                    stale = now - out.oldest > self.max_age
+                    if not stale:
+                        if self._pending is not None and self.counting:
+                            self.stats.dropped_superseded += 1
+                        self._pending = out
+        if err:
+            return self._problem(topic, "stamp", f"{topic}: {err}; message ignored")
+        if out is not None and stale:
+            return self._stale(out, now)
+        return None
+
+    def _stale(self, synced: SyncedSet, now: float) -> InputProblem:
+        name = synced.oldest_input()
+        topic = self.topics[name]
+        age = now - synced.items[name].stamp
+        return self._problem(
+            topic, "stale",
+            f"{topic}: observation dropped: header.stamp is {age:.3f} s old, expected at most sync.max_age = {self.max_age:g} s",
+            "dropped",
+        )
+
+    def add_image(self, camera: str, msg: Any, now: float) -> InputProblem | None:
+        """sensor_msgs/Image or CompressedImage of camera `camera` (by robot camera name)."""
+        name = camera_input(camera)
+        if name not in self.topics:
+            raise KeyError(f"camera {camera!r} is not part of this observation ({[c.name for c in self.spec.cameras]})")
+        topic = self.topics[name]
+        self._check_clock(now)
+        st = self._header_stamp(msg, topic, now)
+        if isinstance(st, InputProblem):
+            return st
+        compressed = hasattr(msg, "format")
+        try:
+            if compressed:
+                if len(msg.data) == 0:
+                    raise MessageError(f"{topic}: data: empty compressed image (format {msg.format!r}); expected jpeg or png bytes")
+            else:
+                check_raw_image(msg, topic)
+        except MessageError as exc:
+            code = "encoding" if "encoding" in str(exc) else "size"
+            return self._problem(topic, code, str(exc))
+        return self._queue(name, topic, st[0], (st[1], msg, compressed), now)
+
+    def add_joint_state(self, msg: Any, now: float) -> InputProblem | None:
+        """sensor_msgs/JointState: positions in joint order (+ normalised gripper), all finite."""
+        topic = self.spec.joint_state_topic
+        if JOINT_STATE not in self.topics:
+            raise KeyError("joint states are not part of this observation (robot.joint_state_topic is empty)")
+        self._check_clock(now)
+        st = self._header_stamp(msg, topic, now)
+        if isinstance(st, InputProblem):
+            return st
+        names = self._joint_names
+        if names is None:
+            names = tuple(n for n in msg.name if n != self.spec.gripper_joint)
+            if not names:
+                return self._problem(topic, "missing_joint", f"{topic}: name: expected arm joints, got {list(msg.name)}")
+        try:
+            positions = msg_decode.joint_positions(msg, names, topic)
+            gripper = self._gripper(msg, topic)
+        except MessageError as exc:
+            text = str(exc)
+            code = "missing_joint" if "missing" in text else ("nonfinite" if "NaN" in text else "size")
+            return self._problem(topic, code, text)
+        if self._joint_names is None:
+            self._joint_names = names
+        return self._queue(JOINT_STATE, topic, st[0], (st[1], positions, gripper), now)
+
+    def _gripper(self, msg: Any, topic: str) -> float | None:
+        g = self.spec.gripper_joint
+        if not g:
+            return None
+        raw = msg_decode.joint_positions(msg, [g], topic)[0]  # MessageError if missing / NaN
+        norm = (raw - self.spec.gripper_closed) / (self.spec.gripper_open - self.spec.gripper_closed)
+        return float(min(1.0, max(0.0, norm)))
+
+    def add_ee_pose(self, msg: Any, now: float) -> InputProblem | None:
+        """geometry_msgs/PoseStamped of the end effector, in robot.base_frame (or an empty frame_id)."""
+        topic = self.spec.ee_pose_topic
+        if EE_POSE not in self.topics:
+            raise KeyError("the EE pose is not part of this observation (policy does not need it)")
+        self._check_clock(now)
+        st = self._header_stamp(msg, topic, now)
+        if isinstance(st, InputProblem):
+            return st
+        frame = str(msg.header.frame_id)
+        base = self.spec.base_frame
+        if frame and base and frame != base:
+            return self._problem(
+                topic, "frame", f"{topic}: header.frame_id: expected {base!r} (robot.base_frame) or empty, got {frame!r}"
+            )
+        try:
+            pose = msg_decode.pose_to_ee(msg.pose, frame or base, topic)
+        except MessageError as exc:
+            return self._problem(topic, "nonfinite", str(exc))
+        return self._queue(EE_POSE, topic, st[0], (st[1], pose), now)
+
+    # ------------------------------------------------------------------ output
+    @property
+    def newest_stamp(self) -> float | None:
+        """Stamp of the newest synchronized observation (used or not); None before the first."""
+        return self.sync.last_emitted
+
+    def has_pending(self) -> bool:
+        with self._lock:
+            return self._pending is not None
+
+    def discard_pending(self) -> None:
+        """Forget the synchronized observation waiting for `take` (e.g. on deactivation)."""
+        with self._lock:
+            self._pending = None
+
+    def take(self, now: float) -> ObservationSample | None:
+        """The newest synchronized observation not taken yet, validated and decoded; else None.
+
+        None when there is none, or it is older than sync.max_age (counted dropped), or the
+        instruction is empty, or an image does not decode (counted rejected).
+        """
+        with self._lock:
+            synced, self._pending = self._pending, None
+            instruction = self._instruction
+        if synced is None:
+            return None
+        age = now - synced.oldest
+        if age > self.max_age:
+            self._stale(synced, now)
+            return None
+        if not instruction and not self.allow_empty_instruction:
+            topic = self.spec.instruction_topic or "policy.instruction"
+            self._problem(
+                topic, "instruction",
+                f"{topic}: instruction is empty; expected a non-empty std_msgs/String on {topic} (transient-local) "
+                f"or the policy.instruction parameter (policy.allow_empty_instruction allows none)",
+            )
+            return None
+        images: dict[str, np.ndarray] = {}
+        joints = gripper = ee = None
+        for cam in self.spec.cameras:
+            _, msg, compressed = synced.items[camera_input(cam.name)].value
+            try:
+                if compressed:
+                    img = msg_decode.compressed_image_to_rgb(msg, cam.topic)
+                else:
+                    img = self._decode_raw(_zero_copy(msg), cam.topic)
+            except MessageError as exc:
+                self._problem(cam.topic, "decode", str(exc))
+                return None
+            # A decoder may return a read-only view (of a bytes buffer): the observation gets writable pixels.
+            images[cam.name] = img if img.flags.writeable else np.array(img)
+        if JOINT_STATE in synced.items:
+            _, joints, gripper = synced.items[JOINT_STATE].value
+        if EE_POSE in synced.items:
+            _, ee = synced.items[EE_POSE].value
+        pivot_ns = synced.items[camera_input(self.spec.pivot.name)].value[0]
+        try:
+            obs = Observation(
+                stamp=synced.stamp, images=images, joint_positions=joints, ee_pose=ee, gripper=gripper, instruction=instruction
+            )
+        except ValueError as exc:
+            self._problem(self.spec.pivot.topic, "decode", f"{self.spec.pivot.topic}: {exc}")
+            return None
+        with self._lock:
+            self.stats.taken += 1
+        stamps = {self.topics[n]: s.stamp for n, s in synced.items.items()}
+        return ObservationSample(obs, pivot_ns, stamps, age)
+
+    def waiting_for(self, now: float) -> str:
+        """Why no observation is available, in words ("" if one is, or nothing looks wrong)."""
+        with self._lock:
+            if self._pending is not None:
+                return ""
+            text = self.sync.waiting_for()
+            newest = self.sync.last_emitted
+        if not text and newest is not None and now - newest > self.max_age:
+            text = f"newest synchronized observation is {now - newest:.2f} s old (sync.max_age {self.max_age:g} s)"
+        if not self._instruction and not self.allow_empty_instruction:
+            text = (text + "; " if text else "") + f"no instruction (publish on {self.spec.instruction_topic or 'the instruction topic'})"
+        return text
+

@@ -1,0 +1,571 @@
+"""`policy_node`: synchronized camera + joint-state observations in, ActionChunk out.
+
+A thin rclpy lifecycle shell over ROS-free logic that the rosbag replay shares:
+
+- `vla_ros.core.observation_builder.ObservationBuilder`: per-message validation (rejections are
+  counted and logged, throttled per topic and problem), approximate-time synchronisation on header
+  stamps (`vla_ros.core.sync`), max-age check, lazy image decoding and Observation assembly;
+- `vla_ros.core.inference_worker.InferenceWorker`: the inference thread, at most one inference in
+  flight, always on the newest observation, chunks stamped with the observation time;
+- `vla_ros.core.triggers` (rate / executor queue) and `vla_ros.core.executor_feedback` (RTC).
+
+Topics (names are parameters; see docs/policy_node.md):
+
+- in: every camera of the policy (``robot.camera_topics``; ``sensor_msgs/Image``, or
+  ``CompressedImage`` for a topic ending in ``/compressed``), ``robot.joint_state_topic``
+  (``sensor_msgs/JointState``), ``robot.ee_pose_topic`` (``geometry_msgs/PoseStamped``, only when
+  the policy needs the EE pose) - all sensor-data QoS; ``robot.instruction_topic``
+  (``std_msgs/String``, reliable + transient-local); ``policy.executor_status_topic``
+  (``vla_ros/ExecutorStatus``, for trigger 'queue' and RTC);
+- out: ``policy.chunk_topic`` (``vla_ros/ActionChunk``, reliable), ``policy.preview_topic``
+  (``geometry_msgs/PoseArray``, for RViz), ``policy.status_topic`` (``vla_ros/PolicyStatus`` at
+  ``policy.status_rate_hz``, in every state).
+
+Lifecycle (standard ROS 2 managed node; PolicyStatus.state in brackets):
+
+- unconfigured [UNCONFIGURED, or ERROR + message after a failed configure]
+- configure: read parameters, load the policy through the registry, check it against the robot
+  profile, subscribe, start the (idle) worker thread -> inactive [READY]. A failure is logged once,
+  the node stays unconfigured with status ERROR and keeps running (no crash loop); fix the
+  parameter and configure again.
+- activate: start triggering -> active [RUNNING while chunks flow, READY + the reason while it
+  waits for inputs / the executor; ERROR while inference fails].
+- deactivate: stop triggering; a chunk still in flight is not published -> inactive.
+- cleanup: stop the worker, unsubscribe, release the policy -> unconfigured. shutdown likewise.
+
+Driven by a launch file / lifecycle manager through the usual ``~/change_state`` services, or
+in-process (tests, a composed runner) with ``node.trigger_configure()``, ``trigger_activate()``,
+``trigger_deactivate()``, ``trigger_cleanup()`` (rclpy API), or ``node.start()`` = configure +
+activate. `main` does ``start()`` unless ``policy.autostart`` is false.
+
+The policy object can be swapped between inferences with `replace_policy` (for a runtime swap
+service): it is checked against the robot profile and the node's inputs first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from functools import partial
+from typing import Any, Sequence
+
+import rclpy
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import PoseArray, PoseStamped
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.utilities import remove_ros_args
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import Header, String
+
+from vla_ros.core.config import ConfigError, PolicyConfig, VlaConfig
+from vla_ros.core.executor_feedback import ExecutorFeedback, rtc_guidance
+from vla_ros.core.inference_worker import InferenceRecord, InferenceWorker
+from vla_ros.core.observation_builder import InputProblem, ObservationBuilder, ObservationSpec
+from vla_ros.core.rotations import quat_mul, rotvec_to_quat
+from vla_ros.core.triggers import QueueTrigger
+from vla_ros.core.types import ActionChunk, ActionMode, ChunkGuidance, Observation
+from vla_ros.msg import ActionChunk as ActionChunkMsg
+from vla_ros.msg import ExecutorStatus, PolicyStatus
+from vla_ros.policy.base import Policy
+from vla_ros.policy.compat import check_compatible
+from vla_ros.policy.registry import load_policy
+from vla_ros.ros.conversions import chunk_to_msg, header, image_to_rgb, pose_msg
+from vla_ros.ros.params import declare_config
+
+SECTIONS = ("robot", "policy", "sync")
+WARN_PERIOD = 2.0  # [s] throttle of repeated warnings, per (topic, problem)
+RECENT = 5.0  # [s] a warning stays in PolicyStatus.message this long
+STATE_NAMES = {
+    PolicyStatus.STATE_UNCONFIGURED: "unconfigured",
+    PolicyStatus.STATE_LOADING: "loading",
+    PolicyStatus.STATE_READY: "ready",
+    PolicyStatus.STATE_RUNNING: "running",
+    PolicyStatus.STATE_ERROR: "error",
+}
+
+
+def load_configured_policy(pcfg: PolicyConfig) -> Policy:
+    """Load ``policy.type`` from ``policy.checkpoint`` and apply ``policy.seed`` / ``policy.num_steps``.
+
+    Errors are re-raised as one exception whose text names the parameters.
+    """
+    try:
+        policy = load_policy(pcfg.type, pcfg.checkpoint, device=pcfg.device, dtype=pcfg.dtype)
+    except Exception as exc:  # noqa: BLE001 - whatever a plugin raises, report it with our parameters
+        where = f"policy.type={pcfg.type!r}, policy.checkpoint={pcfg.checkpoint or '(default)'!r}, policy.device={pcfg.device!r}"
+        raise RuntimeError(f"cannot load the policy ({where}): {type(exc).__name__}: {exc}") from exc
+    if hasattr(policy, "set_seed"):
+        policy.set_seed(pcfg.seed)
+    prop = getattr(type(policy), "num_steps", None)
+    if isinstance(prop, property) and prop.fset is not None:
+        policy.num_steps = pcfg.num_steps
+    return policy
+
+
+def chunk_pose_array(chunk: ActionChunk, hdr: Header) -> PoseArray:
+    """The chunk's poses as absolute targets (DELTA composed with the reference pose), for RViz."""
+    pos, quat = chunk.actions[:, :3], rotvec_to_quat(chunk.actions[:, 3:6])
+    if chunk.mode == ActionMode.DELTA and chunk.reference_pose is not None:
+        ref = chunk.reference_pose
+        pos = pos + ref.position
+        quat = quat_mul(quat, ref.orientation)
+    return PoseArray(header=hdr, poses=[pose_msg(pos[i], quat[i]) for i in range(chunk.horizon)])
+
+
+class PolicyNode(LifecycleNode):
+    """The policy node (see the module docstring). Constructible in-process:
+    ``PolicyNode(base_config, context=ctx, parameter_overrides=[...])``."""
+
+    def __init__(self, base: VlaConfig | None = None, *, node_name: str = "vla_policy", **node_kwargs: Any):
+        super().__init__(node_name, **node_kwargs)
+        self._base = base
+        self._subs: list[Any] = []
+        self._rate_timer = None
+        self._chunk_pub = None
+        self._preview_pub = None
+        self.worker: InferenceWorker | None = None
+        self._active = False
+        self.cfg = declare_config(self, base, SECTIONS)  # ConfigError names a bad parameter
+        self.lifecycle_state = "unconfigured"
+        self.builder: ObservationBuilder | None = None
+        self.trigger: QueueTrigger | None = None
+        self.timing_log: list[tuple[InferenceRecord, float]] | None = None  # (record, published perf_counter)
+        self._load_error = ""
+        self._infer_error = ""
+        self._feedback: ExecutorFeedback | None = None
+        self._rtc_note = ""
+        self.rtc_guided = 0
+        self._chunks_published = 0
+        self._last_chunk_wall: float | None = None
+        self._warned: dict[tuple[str, str], tuple[float, int]] = {}
+        self._warn_lock = threading.Lock()
+        self._last_warning: tuple[str, float] | None = None
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self._status_pub = self.create_publisher(PolicyStatus, self.cfg.policy.status_topic, reliable)
+        self._status_timer = self.create_timer(1.0 / self.cfg.policy.status_rate_hz, self.publish_status)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    # ------------------------------------------------------------------ helpers
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    @property
+    def policy(self) -> Policy | None:
+        return self.worker.policy if self.worker is not None else None
+
+    def _warn(self, key: tuple[str, str], text: str) -> None:
+        """Warning throttled per `key` (topic, problem), mentioning how many were suppressed."""
+        t = time.monotonic()
+        with self._warn_lock:
+            last, suppressed = self._warned.get(key, (-1e9, 0))
+            self._last_warning = (text, t)
+            if t - last < WARN_PERIOD:
+                self._warned[key] = (last, suppressed + 1)
+                return
+            self._warned[key] = (t, 0)
+        more = f" ({suppressed} more since the last warning)" if suppressed else ""
+        self.get_logger().warning(text + more)
+
+    def _on_problem(self, p: InputProblem) -> None:
+        self._warn((p.topic, p.code), p.message)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> bool:
+        """Configure (if needed) and activate, in-process; True if the node ends up active.
+
+        Judged by the state reached, not by the trigger_* return values (their exact behaviour on
+        refused transitions differs between rclpy releases).
+        """
+        try:
+            if self.lifecycle_state == "unconfigured":
+                self.trigger_configure()
+            if self.lifecycle_state == "inactive":
+                self.trigger_activate()
+        except Exception as exc:  # noqa: BLE001 - e.g. rclpy's RCLError for a refused transition
+            self.get_logger().error(f"start: lifecycle transition refused: {exc}")
+        return self.lifecycle_state == "active"
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.lifecycle_state = "configuring"
+        self._load_error = self._infer_error = ""
+        t0 = time.monotonic()
+        try:
+            self.cfg = declare_config(self, self._base, SECTIONS)
+            self.publish_status()  # LOADING, before a load that may take a while
+            policy = load_configured_policy(self.cfg.policy)
+            try:
+                check_compatible(policy.metadata, self.cfg.robot)
+                spec = ObservationSpec.from_config(self.cfg.robot, policy.metadata)
+            except BaseException:
+                policy.close()
+                raise
+            try:
+                self._setup(spec, policy)
+            except BaseException:
+                if self.worker is None or self.worker.policy is not policy:
+                    policy.close()
+                self._teardown()  # closes the policy if the worker holds it
+                raise
+        except Exception as exc:  # noqa: BLE001 - any failure = error state, never a crash loop
+            self._load_error = f"configure failed: {exc}"
+            self.get_logger().error(self._load_error)
+            self.lifecycle_state = "unconfigured"
+            self.publish_status()
+            return TransitionCallbackReturn.FAILURE
+        meta = policy.metadata
+        inputs = ", ".join(self.builder.topics.values())
+        self.get_logger().info(
+            f"policy {meta.policy_type!r} loaded in {time.monotonic() - t0:.1f} s "
+            f"(checkpoint {meta.checkpoint_id or '-'}, {meta.device}/{meta.dtype}; state {meta.state_source}, "
+            f"horizon {meta.horizon} x {meta.dt:g} s, {meta.action_mode.name.lower()}); inputs: {inputs}"
+        )
+        self.lifecycle_state = "inactive"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.worker is None or self.builder is None:
+            return TransitionCallbackReturn.FAILURE
+        p = self.cfg.policy
+        self.builder.discard_pending()  # never act on an observation from before activation
+        self.builder.counting = True
+        self._active = True
+        self._last_chunk_wall = None
+        if p.trigger == "rate":
+            self._rate_timer = self.create_timer(1.0 / p.rate_hz, self._on_rate_timer)
+            how = f"every {1.0 / p.rate_hz:.3g} s"
+        else:
+            how = f"when the executor's plan ({p.executor_status_topic}) is shorter than {p.queue_threshold:g} s"
+        self.get_logger().info(f"active: inference {how}{', with RTC' if p.rtc else ''}; chunks on {p.chunk_topic}")
+        self.lifecycle_state = "active"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        if self._rate_timer is not None:
+            self.destroy_timer(self._rate_timer)
+            self._rate_timer = None
+        if self.builder is not None:
+            self.builder.counting = False
+        self.get_logger().info("inactive: inference stopped")
+        self.lifecycle_state = "inactive"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        self.lifecycle_state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        self.lifecycle_state = "finalized"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        self.lifecycle_state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self) -> None:
+        self._teardown()
+        super().destroy_node()
+
+    # ------------------------------------------------------------------ set-up / tear-down
+    def _setup(self, spec: ObservationSpec, policy: Policy) -> None:
+        cfg, p = self.cfg, self.cfg.policy
+        self.builder = ObservationBuilder.from_config(spec, cfg, decode_image=image_to_rgb, on_problem=self._on_problem)
+        self.builder.counting = False
+        self.worker = InferenceWorker(
+            self.builder.take,
+            self._publish_chunk,
+            clock=self.now,
+            guidance=self._guidance if p.rtc else None,
+            default_frame=cfg.robot.base_frame,
+            on_error=self._on_infer_error,
+            name=f"{self.get_name()}-inference",
+        )
+        self.worker.set_policy(policy)
+        self.worker.start()
+        self._chunks_published = 0
+        self.rtc_guided = 0
+        self._feedback = None
+        self.trigger = None
+        if p.trigger == "queue":
+            self.trigger = QueueTrigger(
+                p.queue_threshold, ack_timeout=p.queue_ack_timeout, status_timeout=p.executor_status_timeout,
+                topic=p.executor_status_topic,
+            )
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self._chunk_pub = self.create_publisher(ActionChunkMsg, p.chunk_topic, reliable)
+        if p.preview_topic:
+            self._preview_pub = self.create_publisher(PoseArray, p.preview_topic, reliable)
+        sensor = qos_profile_sensor_data
+        for cam in spec.cameras:
+            msg_type = CompressedImage if cam.compressed else Image
+            self._subs.append(self.create_subscription(msg_type, cam.topic, partial(self._on_image, cam.name), sensor))
+        if spec.joint_state_topic:
+            self._subs.append(self.create_subscription(JointState, spec.joint_state_topic, self._on_joint_state, sensor))
+        if spec.ee_pose_topic:
+            self._subs.append(self.create_subscription(PoseStamped, spec.ee_pose_topic, self._on_ee_pose, sensor))
+        if cfg.robot.instruction_topic:
+            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self._subs.append(self.create_subscription(String, cfg.robot.instruction_topic, self._on_instruction, latched))
+        if p.trigger == "queue" or p.rtc:
+            status_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)  # matches any publisher
+            self._subs.append(
+                self.create_subscription(ExecutorStatus, p.executor_status_topic, self._on_executor_status, status_qos)
+            )
+
+    def _teardown(self) -> None:
+        """Release everything `_setup` created (idempotent). The worker goes first, so no inference
+        is running (or publishing) when the publishers and subscriptions are destroyed."""
+        self._active = False
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            if not worker.stop(timeout=30.0):
+                self.get_logger().warning("inference still running after 30 s; releasing the policy when it returns")
+            old = worker.set_policy(None)  # waits for an inference in flight
+            if old is not None:
+                old.close()
+        if self._rate_timer is not None:
+            self.destroy_timer(self._rate_timer)
+            self._rate_timer = None
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        for pub in (self._chunk_pub, self._preview_pub):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self._chunk_pub = self._preview_pub = None
+        self.builder = None
+        self.trigger = None
+
+    # ------------------------------------------------------------------ policy swap
+    def replace_policy(self, policy: Policy) -> Policy | None:
+        """Use `policy` from the next inference on; returns the previous one (the caller closes it).
+
+        Raises ConfigError (nothing changed) if it does not fit the robot profile or needs inputs
+        this configuration does not subscribe to (then cleanup + configure with new parameters).
+        """
+        if self.worker is None or self.builder is None:
+            raise RuntimeError("replace_policy: the node is not configured")
+        check_compatible(policy.metadata, self.cfg.robot)
+        needed = ObservationSpec.from_config(self.cfg.robot, policy.metadata).inputs()
+        missing = [t for n, t in needed.items() if n not in self.builder.topics]
+        if missing:
+            raise ConfigError(
+                f"replace_policy: policy {policy.metadata.policy_type!r} needs input(s) {', '.join(missing)} that this "
+                f"configuration does not subscribe to; reconfigure (cleanup + configure) to load it"
+            )
+        old = self.worker.set_policy(policy)
+        self._infer_error = ""
+        self._chunks_published = 0
+        meta = policy.metadata
+        self.get_logger().info(f"policy replaced: now {meta.policy_type!r} (checkpoint {meta.checkpoint_id or '-'})")
+        return old
+
+    # ------------------------------------------------------------------ inputs (ROS thread)
+    def _on_image(self, camera: str, msg: Image | CompressedImage) -> None:
+        builder = self.builder
+        if builder is not None:
+            builder.add_image(camera, msg, self.now())
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        builder = self.builder
+        if builder is not None:
+            builder.add_joint_state(msg, self.now())
+
+    def _on_ee_pose(self, msg: PoseStamped) -> None:
+        builder = self.builder
+        if builder is not None:
+            builder.add_ee_pose(msg, self.now())
+
+    def _on_instruction(self, msg: String) -> None:
+        builder = self.builder
+        if builder is None or not builder.set_instruction(msg.data):
+            return
+        if builder.instruction:
+            self.get_logger().info(f"instruction: {builder.instruction!r}")
+        else:
+            self._warn(
+                (self.cfg.robot.instruction_topic, "instruction"),
+                f"{self.cfg.robot.instruction_topic}: empty instruction received; no chunks until a non-empty one arrives",
+            )
+
+    def _on_set_parameters(self, params: list) -> Any:
+        from rcl_interfaces.msg import SetParametersResult
+
+        for prm in params:
+            if prm.name == "policy.instruction" and self.builder is not None and isinstance(prm.value, str):
+                if self.builder.set_instruction(prm.value):
+                    self.get_logger().info(f"instruction (parameter): {prm.value.strip()!r}")
+        return SetParametersResult(successful=True)
+
+    def _on_executor_status(self, msg: ExecutorStatus) -> None:
+        try:
+            fb = ExecutorFeedback.from_msg(msg)
+        except (AttributeError, TypeError, ValueError) as exc:
+            self._warn((self.cfg.policy.executor_status_topic, "status"), f"{self.cfg.policy.executor_status_topic}: {exc}")
+            return
+        self._feedback = fb
+        trigger, worker = self.trigger, self.worker
+        if trigger is None or worker is None:
+            return
+        trigger.on_status(fb)
+        if self._active and not worker.busy and trigger.due(self.now()):
+            worker.request()
+
+    def _on_rate_timer(self) -> None:
+        worker = self.worker
+        if self._active and worker is not None:
+            worker.request()
+
+    # ------------------------------------------------------------------ inference (worker thread)
+    def _guidance(self, obs: Observation, meta: Any) -> ChunkGuidance | None:
+        p = self.cfg.policy
+        frame = (obs.ee_pose.frame_id if obs.ee_pose is not None else "") or self.cfg.robot.base_frame
+        guidance, why = rtc_guidance(
+            self._feedback, obs, horizon=meta.horizon, dt=meta.dt, max_guidance_weight=p.rtc_max_guidance,
+            now=self.now(), max_status_age=p.executor_status_timeout, frame_id=frame, topic=p.executor_status_topic,
+        )
+        self._rtc_note = why
+        if guidance is not None:
+            self.rtc_guided += 1
+        return guidance
+
+    def _on_infer_error(self, text: str) -> None:
+        self._infer_error = text
+        self._warn(("policy", "infer"), text)
+
+    def _publish_chunk(self, record: InferenceRecord) -> None:
+        pub = self._chunk_pub
+        if not self._active or pub is None:
+            return  # deactivated while inferring: an inactive node publishes no chunk
+        msg = chunk_to_msg(record.chunk)
+        stamp_ns = getattr(record.sample, "stamp_ns", None)
+        if stamp_ns is not None:  # the pivot camera's exact header stamp, not a float round trip
+            msg.header.stamp = Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
+        pub.publish(msg)
+        published = time.perf_counter()
+        self._chunks_published += 1
+        self._last_chunk_wall = time.monotonic()
+        if self.timing_log is not None:
+            self.timing_log.append((record, published))
+        preview = self._preview_pub
+        # After the chunk (RViz can wait, the executor cannot), and only if someone is looking.
+        if preview is not None and preview.get_subscription_count() > 0:
+            preview.publish(chunk_pose_array(record.chunk, msg.header))
+        if self._infer_error:
+            self._infer_error = ""
+            self.get_logger().info("inference recovered")
+        if self.trigger is not None:
+            self.trigger.on_chunk(self.now())
+
+    # ------------------------------------------------------------------ status
+    def _running_window(self) -> float:
+        """How recent the last chunk must be to report RUNNING (s of wall time)."""
+        p, meta = self.cfg.policy, self.worker.metadata if self.worker else None
+        horizon = meta.horizon * meta.dt if meta is not None else 1.0
+        return max(1.0, 3.0 / p.rate_hz if p.trigger == "rate" else 2.0 * horizon)
+
+    def _state(self, now: float) -> tuple[int, str]:
+        recent = ""
+        if self._last_warning is not None and time.monotonic() - self._last_warning[1] < RECENT:
+            recent = self._last_warning[0]
+        st = self.lifecycle_state
+        if st == "configuring":
+            p = self.cfg.policy
+            return PolicyStatus.STATE_LOADING, f"loading {p.type!r} from {p.checkpoint or '(default)'} on {p.device}"
+        if self._load_error:
+            return PolicyStatus.STATE_ERROR, self._load_error
+        if st in ("unconfigured", "finalized"):
+            return PolicyStatus.STATE_UNCONFIGURED, "not configured (lifecycle configure loads the policy)"
+        if self._infer_error:
+            return PolicyStatus.STATE_ERROR, self._infer_error
+        if st == "inactive":
+            return PolicyStatus.STATE_READY, recent or "inactive (lifecycle activate starts inference)"
+        last = self._last_chunk_wall
+        if last is not None and time.monotonic() - last < self._running_window():
+            return PolicyStatus.STATE_RUNNING, recent
+        if recent:  # a rejected / dropped input says more than "waiting for inputs"
+            return PolicyStatus.STATE_READY, recent
+        waiting = self.builder.waiting_for(now) if self.builder is not None else ""
+        if not waiting and self.trigger is not None:
+            waiting = self.trigger.waiting_for(now)
+        return PolicyStatus.STATE_READY, f"waiting: {waiting}" if waiting else ""
+
+    def status_msg(self) -> PolicyStatus:
+        """The PolicyStatus the node would publish now."""
+        now = self.now()
+        state, text = self._state(now)
+        msg = PolicyStatus(header=header(now), state=state, state_name=STATE_NAMES[state], message=text)
+        worker, builder = self.worker, self.builder
+        meta = worker.metadata if worker is not None else None
+        if meta is not None:
+            msg.policy_id, msg.checkpoint_id, msg.device = meta.policy_id, meta.checkpoint_id, str(meta.device)
+        msg.chunks_published = self._chunks_published
+        msg.observation_age = -1.0
+        if worker is not None:
+            lat = worker.stats.latency
+            msg.last_latency, msg.mean_latency, msg.p99_latency = lat.last, lat.mean, lat.p99
+            msg.observations_used = worker.stats.used
+        if builder is not None:
+            msg.observations_dropped = builder.stats.dropped
+            msg.observations_rejected = builder.stats.rejected
+            newest = builder.newest_stamp
+            if newest is not None:
+                msg.observation_age = max(0.0, now - newest)
+        return msg
+
+    def publish_status(self) -> None:
+        self._status_pub.publish(self.status_msg())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``ros2 run vla_ros policy_node`` (also accepts --config/--robot/--policy/--set)."""
+    from vla_ros.cli.common import add_config_arguments, config_from_args
+
+    args = list(sys.argv if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="policy_node", description="Run a VLA policy on synchronized robot observations (docs/policy_node.md)."
+    )
+    add_config_arguments(parser, default_config=None)
+    ns = parser.parse_args(remove_ros_args(args)[1:])
+    try:
+        base = config_from_args(ns)
+    except ConfigError as exc:
+        print(f"policy_node: {exc}", file=sys.stderr)
+        return 2
+    rclpy.init(args=args)
+    try:
+        node = PolicyNode(base)
+    except ConfigError as exc:
+        print(f"policy_node: {exc}", file=sys.stderr)
+        if rclpy.ok():
+            rclpy.shutdown()
+        return 2
+    if node.cfg.policy.autostart:
+        node.start()  # a failure is logged and reported as STATE_ERROR; the node stays up
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
