@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from executor_testlib import make_chunk, make_executor
-from vla_ros.core.rtc import ExecutionPlan, guidance_from_plan, plan_from_status_msg, soft_mask
+from vla_ros.core.executor.rtc import ExecutionPlan, guidance_from_plan, plan_from_status_msg, soft_mask
 from vla_ros.ros.executor_node import status_to_msg
 
 

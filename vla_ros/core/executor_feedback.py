@@ -9,13 +9,11 @@ vla_ros/ExecutorStatus, so the replay can feed statuses read from a bag.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from vla_ros.core.executor.rtc import ExecutionPlan, plan_from_status_msg
 from vla_ros.core.msg_decode import MessageError, stamp_to_sec
 from vla_ros.core.types import ChunkGuidance, Observation
-
-if TYPE_CHECKING:
-    from vla_ros.core.rtc import ExecutionPlan
 
 # ExecutorStatus.state values the policy side cares about (same numbers as the message constants).
 EXECUTOR_STATE_ESTOP = 3
@@ -47,13 +45,8 @@ class ExecutorFeedback:
             source=msg,
         )
 
-    def plan(self, topic: str = "executor_status") -> "ExecutionPlan":
+    def plan(self, topic: str = "executor_status") -> ExecutionPlan:
         """The executor's remaining plan (empty if the status carries none); MessageError if malformed."""
-        # Imported here, executor package first: vla_ros.core.rtc and vla_ros.core.executor import
-        # each other, and importing rtc first fails. Only RTC inferences need the plan anyway.
-        import vla_ros.core.executor  # noqa: F401
-        from vla_ros.core.rtc import ExecutionPlan, plan_from_status_msg
-
         if self.source is None:
             return ExecutionPlan.empty(self.stamp)
         return plan_from_status_msg(self.source, topic)
@@ -75,7 +68,7 @@ def rtc_guidance(
 
     Returns (guidance, "") or (None, reason): no status yet, status too old (executor gone), plan
     in another frame than the chunk's (`frame_id`), malformed plan, or no overlap with the new
-    chunk (`vla_ros.core.rtc.guidance_from_plan`).
+    chunk (`vla_ros.core.executor.rtc.guidance_from_plan`).
     """
     if feedback is None:
         return None, f"no ExecutorStatus received on {topic} yet"

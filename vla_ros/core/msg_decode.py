@@ -16,9 +16,9 @@ import numpy as np
 from vla_ros.core.rotations import quat_normalize, quat_to_rotvec
 from vla_ros.core.types import ActionChunk, ActionMode, EEPose
 
-# encoding -> (channels, conversion to RGB)
-_RAW_ENCODINGS: dict[str, int] = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8UC1": 1, "8UC3": 3}
-SUPPORTED_ENCODINGS = tuple(_RAW_ENCODINGS)
+# encoding -> channels of the raw pixels
+RAW_ENCODINGS: dict[str, int] = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8UC1": 1, "8UC3": 3}
+SUPPORTED_ENCODINGS = tuple(RAW_ENCODINGS)
 
 
 class MessageError(ValueError):
@@ -37,47 +37,61 @@ def sec_to_sec_nanosec(t: float) -> tuple[int, int]:
 
 
 def _as_uint8_buffer(data: Any) -> np.ndarray:
+    """Zero-copy uint8 view of a message's data (bytes, array.array from rclpy, numpy from rosbags)."""
     if isinstance(data, np.ndarray):
         return data.reshape(-1).view(np.uint8) if data.dtype != np.uint8 else data.reshape(-1)
-    return np.frombuffer(data if isinstance(data, (bytes, bytearray, memoryview)) else bytes(data), dtype=np.uint8)
+    try:
+        return np.frombuffer(data, dtype=np.uint8)
+    except TypeError:  # a plain list of ints
+        return np.asarray(data, dtype=np.uint8)
 
 
-def _to_rgb(pixels: np.ndarray, encoding: str) -> np.ndarray:
-    if encoding == "rgb8":
-        rgb = pixels
-    elif encoding in ("bgr8", "8UC3"):
-        rgb = pixels[..., ::-1]
-    elif encoding == "rgba8":
-        rgb = pixels[..., :3]
-    elif encoding == "bgra8":
-        rgb = pixels[..., 2::-1]
-    else:  # mono8 / 8UC1
-        rgb = np.repeat(pixels[..., :1], 3, axis=2)
-    return np.ascontiguousarray(rgb)
+def check_image(msg: Any, topic: str = "image") -> int:
+    """Validate a sensor_msgs/Image's encoding, sizes and data length without touching pixels.
 
-
-def image_to_rgb(msg: Any, topic: str = "image") -> np.ndarray:
-    """sensor_msgs/Image -> HxWx3 uint8 RGB (a copy). Honours row padding in ``step``."""
+    Returns the number of channels; raises MessageError naming the field otherwise.
+    """
     encoding = str(msg.encoding)
-    if encoding not in _RAW_ENCODINGS:
+    if encoding not in RAW_ENCODINGS:
         raise MessageError(
             f"{topic}: encoding {encoding!r} is not supported; expected one of {', '.join(SUPPORTED_ENCODINGS)}"
         )
-    channels = _RAW_ENCODINGS[encoding]
+    channels = RAW_ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
         raise MessageError(f"{topic}: height/width: expected a non-empty image, got {height}x{width}")
     row_bytes = width * channels
     if step < row_bytes:
         raise MessageError(f"{topic}: step: expected >= width*channels = {row_bytes} bytes, got {step}")
-    buf = _as_uint8_buffer(msg.data)
     needed = step * (height - 1) + row_bytes
-    if buf.size < needed:
-        raise MessageError(f"{topic}: data: expected at least {needed} bytes for {height}x{width} {encoding} (step {step}), got {buf.size}")
+    size = len(msg.data)
+    if size < needed:
+        raise MessageError(f"{topic}: data: expected at least {needed} bytes for {height}x{width} {encoding} (step {step}), got {size}")
+    return channels
+
+
+def _to_rgb(pixels: np.ndarray, encoding: str) -> np.ndarray:
+    import cv2  # OpenCV's channel shuffles are ~20x faster than numpy fancy indexing on camera frames
+
+    if encoding == "rgb8":
+        return np.ascontiguousarray(pixels)
+    pixels = np.ascontiguousarray(pixels)
+    code = {"bgr8": cv2.COLOR_BGR2RGB, "8UC3": cv2.COLOR_BGR2RGB, "rgba8": cv2.COLOR_RGBA2RGB,
+            "bgra8": cv2.COLOR_BGRA2RGB}.get(encoding, cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(pixels, code)
+
+
+def image_to_rgb(msg: Any, topic: str = "image") -> np.ndarray:
+    """sensor_msgs/Image -> HxWx3 uint8 RGB. Honours row padding in ``step``; shares the message's
+    buffer when no conversion is needed (rgb8 without padding)."""
+    channels = check_image(msg, topic)
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = width * channels
+    buf = _as_uint8_buffer(msg.data)
     if buf.size < step * height:  # last row without its padding: pad virtually
         buf = np.concatenate([buf, np.zeros(step * height - buf.size, np.uint8)])
     rows = buf[: step * height].reshape(height, step)[:, :row_bytes]
-    return _to_rgb(rows.reshape(height, width, channels), encoding)
+    return _to_rgb(rows.reshape(height, width, channels), str(msg.encoding))
 
 
 def compressed_image_to_rgb(msg: Any, topic: str = "image") -> np.ndarray:

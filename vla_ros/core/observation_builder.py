@@ -32,7 +32,6 @@ Usage (replay)::
 
 from __future__ import annotations
 
-import array
 import math
 import threading
 from collections import Counter
@@ -43,8 +42,7 @@ import numpy as np
 
 from vla_ros.core import msg_decode
 from vla_ros.core.config import ConfigError, RobotConfig, VlaConfig
-from vla_ros.core.msg_decode import _RAW_ENCODINGS  # channels per encoding: same table as the decoder
-from vla_ros.core.msg_decode import SUPPORTED_ENCODINGS, MessageError
+from vla_ros.core.msg_decode import MessageError
 from vla_ros.core.sync import ApproximateTimeSynchronizer, StampError, SyncedSet
 from vla_ros.core.types import ActionMode, Observation
 
@@ -204,54 +202,8 @@ class BuilderStats:
         return self.dropped_stale + self.dropped_superseded
 
 
-@dataclass(frozen=True)
-class _ImageView:
-    """The fields of a sensor_msgs/Image with ``data`` as a zero-copy memoryview.
-
-    rclpy gives ``data`` as an ``array.array``, which the shared decoder copies into ``bytes``
-    first; on 640x480 frames that fresh ~1 MB allocation (page faults included) is most of the
-    decoding time. A memoryview lets numpy use the message's own buffer; the observation's image
-    then shares it (rclpy never reuses a delivered message).
-    """
-
-    header: Any
-    height: int
-    width: int
-    encoding: str
-    is_bigendian: int
-    step: int
-    data: memoryview
-
-
-def _zero_copy(msg: Any) -> Any:
-    if isinstance(msg.data, array.array):
-        return _ImageView(msg.header, msg.height, msg.width, msg.encoding, msg.is_bigendian, msg.step, memoryview(msg.data))
-    return msg
-
-
 def _stamp_ns(stamp: Any) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def check_raw_image(msg: Any, topic: str) -> None:
-    """The checks `msg_decode.image_to_rgb` makes, without touching the pixels (MessageError if bad)."""
-    encoding = str(msg.encoding)
-    if encoding not in _RAW_ENCODINGS:
-        raise MessageError(
-            f"{topic}: encoding {encoding!r} is not supported; expected one of {', '.join(SUPPORTED_ENCODINGS)}"
-        )
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height <= 0 or width <= 0:
-        raise MessageError(f"{topic}: height/width: expected a non-empty image, got {height}x{width}")
-    row_bytes = width * _RAW_ENCODINGS[encoding]
-    if step < row_bytes:
-        raise MessageError(f"{topic}: step: expected >= width*channels = {row_bytes} bytes, got {step}")
-    needed = step * (height - 1) + row_bytes
-    size = len(msg.data)
-    if size < needed:
-        raise MessageError(
-            f"{topic}: data: expected at least {needed} bytes for {height}x{width} {encoding} (step {step}), got {size}"
-        )
 
 
 class ObservationBuilder:
@@ -429,7 +381,7 @@ class ObservationBuilder:
                 if len(msg.data) == 0:
                     raise MessageError(f"{topic}: data: empty compressed image (format {msg.format!r}); expected jpeg or png bytes")
             else:
-                check_raw_image(msg, topic)
+                msg_decode.check_image(msg, topic)
         except MessageError as exc:
             code = "encoding" if "encoding" in str(exc) else "size"
             return self._problem(topic, code, str(exc))
@@ -535,7 +487,7 @@ class ObservationBuilder:
                 if compressed:
                     img = msg_decode.compressed_image_to_rgb(msg, cam.topic)
                 else:
-                    img = self._decode_raw(_zero_copy(msg), cam.topic)
+                    img = self._decode_raw(msg, cam.topic)
             except MessageError as exc:
                 self._problem(cam.topic, "decode", str(exc))
                 return None

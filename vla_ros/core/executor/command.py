@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vla_ros.core.rtc import ExecutionPlan
+from vla_ros.core.executor.rtc import ExecutionPlan
 
 
 class ExecutorState(enum.IntEnum):

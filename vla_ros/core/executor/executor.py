@@ -49,7 +49,7 @@ from vla_ros.core.executor.stats import DelayStats, LoopStats
 from vla_ros.core.executor.timeline import TIME_EPS, grid_after, place_chunk
 from vla_ros.core.executor.watchdog import Watchdog
 from vla_ros.core.msg_decode import MessageError, chunk_from_msg
-from vla_ros.core.rtc import ExecutionPlan
+from vla_ros.core.executor.rtc import ExecutionPlan
 from vla_ros.core.types import ActionChunk, EEPose
 
 _ZERO3 = np.zeros(3)
