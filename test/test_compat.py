@@ -31,3 +31,14 @@ def test_state_requirements():
     problems = compatibility_problems(meta, joints)
     assert "trained on joints (a, b, x) but robot profile 'r' lists robot.joint_names (a, b, c)" in problems[0]
     assert "expects a joint state of dimension 8 but robot profile 'r' gives 3 joint(s)" in problems[1]
+
+
+def test_chunk_must_cover_the_inference_period():
+    from vla_ros.core.config import PolicyConfig
+    from vla_ros.policy.compat import timing_problems
+
+    meta = PolicyMetadata("p", horizon=4, dt=0.05)  # 0.2 s per chunk
+    assert timing_problems(meta, PolicyConfig(rate_hz=5.0)) == []
+    problems = timing_problems(meta, PolicyConfig(rate_hz=2.0))
+    assert "predicts 4 x 0.05 s = 0.2 s per chunk, shorter than the inference period 1 / policy.rate_hz = 0.5 s" in problems[0]
+    assert timing_problems(meta, PolicyConfig(rate_hz=2.0, trigger="queue")) == []

@@ -55,3 +55,55 @@ def test_chunks_flow_from_sensors_to_executor_commands(rclpy_context, checkpoint
         probe.destroy_node()
         graph.stop()
         stop_process(sensors)
+
+
+@pytest.mark.timeout(180)
+def test_runtime_swap_changes_policy_without_tripping_the_watchdog(rclpy_context, checkpoints, tmp_path):
+    from vla_ros.srv import LoadPolicy
+
+    plan = build_plan({"policy": "flow_matching", "checkpoint": checkpoints[0], "dry_run": "false",
+                       "set": "policy.rate_hz=5;policy.num_steps=3"})
+    sensors = start_process(*SENSORS)
+    graph = start_graph(plan, context=rclpy_context)
+    probe = Node("swap_probe", context=rclpy_context)
+    ex = SingleThreadedExecutor(context=rclpy_context)
+    ex.add_node(probe)
+    chunks = []
+    probe.create_subscription(ActionChunk, "action_chunk", chunks.append,
+                              QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+    client = probe.create_client(LoadPolicy, "/vla_policy/load_policy")
+
+    def call(**fields):
+        future = client.call_async(LoadPolicy.Request(**fields))
+        assert spin_until(ex, future.done, timeout=60), "load_policy did not answer"
+        return future.result()
+
+    try:
+        assert spin_until(ex, lambda: len(chunks) >= 2, timeout=60), stop_process(sensors)
+        assert client.wait_for_service(timeout_sec=10)
+        first_id = chunks[-1].checkpoint_id
+        trips_before = graph.executor_node.core.status(graph.executor_node.now()).watchdog_trips
+
+        # A policy that does not fit (3 cameras on this 2-camera robot): refused, the old one keeps going.
+        three = str(make_checkpoint(tmp_path / "three", cameras=("primary", "wrist", "side")))
+        bad = call(checkpoint=three)
+        assert not bad.success and "expects 3 camera(s)" in bad.message and "missing: side" in bad.message
+        assert bad.checkpoint_id == first_id
+        n = len(chunks)
+        assert spin_until(ex, lambda: len(chunks) >= n + 2, timeout=30)
+        assert chunks[-1].checkpoint_id == first_id
+
+        ok = call(checkpoint=checkpoints[1])
+        assert ok.success, ok.message
+        assert ok.checkpoint_id != first_id and ok.checkpoint_id.startswith(checkpoints[1].rstrip("/").split("/")[-1] + "@")
+        n = len(chunks)
+        assert spin_until(ex, lambda: len(chunks) >= n + 3, timeout=30)
+        assert chunks[-1].checkpoint_id == ok.checkpoint_id and chunks[-1].policy_id == "flow_matching"
+        assert graph.policy_node.get_parameter("policy.checkpoint").value == checkpoints[1]
+        status = graph.executor_node.core.status(graph.executor_node.now())
+        assert status.watchdog_trips == trips_before  # the executor never ran dry during the swap
+    finally:
+        ex.shutdown()
+        probe.destroy_node()
+        graph.stop()
+        stop_process(sensors)

@@ -7,7 +7,7 @@ that names both sides, instead of masked inputs or a wrong-sized state on the ro
 
 from __future__ import annotations
 
-from vla_ros.core.config import ConfigError, RobotConfig
+from vla_ros.core.config import ConfigError, PolicyConfig, RobotConfig
 from vla_ros.policy.base import PolicyMetadata
 
 
@@ -41,8 +41,19 @@ def compatibility_problems(meta: PolicyMetadata, robot: RobotConfig) -> list[str
     return problems
 
 
-def check_compatible(meta: PolicyMetadata, robot: RobotConfig) -> None:
-    """Raise ConfigError listing every mismatch (see `compatibility_problems`)."""
-    problems = compatibility_problems(meta, robot)
+def timing_problems(meta: PolicyMetadata, policy: PolicyConfig) -> list[str]:
+    """A chunk must last until the next one is due, or the executor runs dry and holds between chunks."""
+    span = meta.horizon * meta.dt
+    if policy.trigger == "rate" and span < 1.0 / policy.rate_hz:
+        return [
+            f"{_policy_name(meta)} predicts {meta.horizon} x {meta.dt:g} s = {span:g} s per chunk, shorter than the "
+            f"inference period 1 / policy.rate_hz = {1.0 / policy.rate_hz:g} s; raise policy.rate_hz"
+        ]
+    return []
+
+
+def check_compatible(meta: PolicyMetadata, robot: RobotConfig, policy: PolicyConfig | None = None) -> None:
+    """Raise ConfigError listing every mismatch (`compatibility_problems`, and `timing_problems` with `policy`)."""
+    problems = compatibility_problems(meta, robot) + (timing_problems(meta, policy) if policy is not None else [])
     if problems:
         raise ConfigError("; ".join(problems))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from vla_ros.ros.executor_node import ExecutorNode, set_realtime_priority
@@ -78,12 +78,13 @@ def start_graph(plan: LaunchPlan, context: Context | None = None, args: list[str
     # Configure + activate before anything spins: no callback runs during the transitions.
     if not policy_node.start():
         policy_node.get_logger().error("policy node did not become active; see the error above")
-    for node, realtime in ((executor_node, plan.config.executor.realtime_priority), (policy_node, 0)):
-        ex = SingleThreadedExecutor(context=context)
+    # The policy node gets two threads: its ~/load_policy callback group runs beside the rest.
+    for node, realtime, threads in ((executor_node, plan.config.executor.realtime_priority, 1), (policy_node, 0, 2)):
+        ex = SingleThreadedExecutor(context=context) if threads == 1 else MultiThreadedExecutor(threads, context=context)
         ex.add_node(node)
         graph._executors.append(ex)
 
-        def spin(ex=ex, node=node, realtime=realtime) -> None:
+        def spin(ex=ex, node=node, realtime=realtime) -> None:  # noqa: B023 - bound by the defaults
             if realtime > 0:
                 err = set_realtime_priority(realtime)
                 if err:

@@ -158,7 +158,7 @@ def build_plan(arguments: Mapping[str, str] | None = None, *, policy_node_lifecy
         except (KeyError, ValueError, OSError) as exc:
             reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             raise ConfigError(f"policy {cfg.policy.type!r} (checkpoint {cfg.policy.checkpoint or 'none'}): {reason}") from exc
-        check_compatible(meta, cfg.robot)
+        check_compatible(meta, cfg.robot, cfg.policy)
 
     namespace = args["namespace"].strip().strip("/")
     policy_params = _node_parameters(cfg, POLICY_NODE_SECTIONS, use_sim_time)

@@ -54,7 +54,9 @@ from typing import Any, Sequence
 import rclpy
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseArray, PoseStamped
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.parameter import Parameter
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.utilities import remove_ros_args
@@ -75,6 +77,7 @@ from vla_ros.policy.compat import check_compatible
 from vla_ros.policy.registry import load_policy
 from vla_ros.ros.conversions import chunk_to_msg, header, image_to_rgb, pose_msg
 from vla_ros.ros.params import declare_config
+from vla_ros.srv import LoadPolicy
 
 SECTIONS = ("robot", "policy", "sync")
 WARN_PERIOD = 2.0  # [s] throttle of repeated warnings, per (topic, problem)
@@ -98,11 +101,7 @@ def load_configured_policy(pcfg: PolicyConfig) -> Policy:
     except Exception as exc:  # noqa: BLE001 - whatever a plugin raises, report it with our parameters
         where = f"policy.type={pcfg.type!r}, policy.checkpoint={pcfg.checkpoint or '(default)'!r}, policy.device={pcfg.device!r}"
         raise RuntimeError(f"cannot load the policy ({where}): {type(exc).__name__}: {exc}") from exc
-    if hasattr(policy, "set_seed"):
-        policy.set_seed(pcfg.seed)
-    prop = getattr(type(policy), "num_steps", None)
-    if isinstance(prop, property) and prop.fset is not None:
-        policy.num_steps = pcfg.num_steps
+    policy.configure_sampling(num_steps=pcfg.num_steps, seed=pcfg.seed)
     return policy
 
 
@@ -148,6 +147,11 @@ class PolicyNode(LifecycleNode):
         self._status_pub = self.create_publisher(PolicyStatus, self.cfg.policy.status_topic, reliable)
         self._status_timer = self.create_timer(1.0 / self.cfg.policy.status_rate_hz, self.publish_status)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        # Its own callback group: a swap loads the new policy while the old one keeps inferring
+        # (the node spins on a 2-thread executor); everything else stays mutually exclusive.
+        self._swap_lock = threading.Lock()
+        self.create_service(LoadPolicy, "~/load_policy", self._on_load_policy,
+                            callback_group=MutuallyExclusiveCallbackGroup())
 
     # ------------------------------------------------------------------ helpers
     def now(self) -> float:
@@ -202,7 +206,7 @@ class PolicyNode(LifecycleNode):
             self.publish_status()  # LOADING, before a load that may take a while
             policy = load_configured_policy(self.cfg.policy)
             try:
-                check_compatible(policy.metadata, self.cfg.robot)
+                check_compatible(policy.metadata, self.cfg.robot, self.cfg.policy)
                 spec = ObservationSpec.from_config(self.cfg.robot, policy.metadata)
             except BaseException:
                 policy.close()
@@ -348,6 +352,49 @@ class PolicyNode(LifecycleNode):
         self.trigger = None
 
     # ------------------------------------------------------------------ policy swap
+    def _on_load_policy(self, request: LoadPolicy.Request, response: LoadPolicy.Response) -> LoadPolicy.Response:
+        """~/load_policy: load, check and swap in another policy; the old one runs until the swap."""
+        if not self._swap_lock.acquire(blocking=False):
+            response.success, response.message = False, "another load_policy call is in progress"
+            return self._swap_response(response)
+        try:
+            if self.worker is None:
+                raise ConfigError("the node is not configured; configure it first")
+            cur = self.cfg.policy
+            cfg = self.cfg.with_overrides({
+                "policy.type": request.policy_type or cur.type, "policy.checkpoint": request.checkpoint,
+                "policy.device": request.device or cur.device, "policy.dtype": request.dtype or cur.dtype,
+            })
+            t0 = time.monotonic()
+            policy = load_configured_policy(cfg.policy)
+            try:
+                check_compatible(policy.metadata, cfg.robot, cfg.policy)
+                old = self.replace_policy(policy)
+            except BaseException:
+                policy.close()
+                raise
+            if old is not None:
+                old.close()
+            self.cfg = cfg
+            self.set_parameters([Parameter(k, value=getattr(cfg.policy, k.split(".", 1)[1]))
+                                 for k in ("policy.type", "policy.checkpoint", "policy.device", "policy.dtype")])
+            meta = policy.metadata
+            response.success = True
+            response.message = (f"loaded {meta.policy_type!r} (checkpoint {meta.checkpoint_id or '-'}) "
+                                f"in {time.monotonic() - t0:.1f} s; it produces the next chunk")
+        except Exception as exc:  # noqa: BLE001 - the old policy keeps running; say why
+            response.success, response.message = False, f"load_policy failed, the previous policy keeps running: {exc}"
+            self.get_logger().error(response.message)
+        finally:
+            self._swap_lock.release()
+        return self._swap_response(response)
+
+    def _swap_response(self, response: LoadPolicy.Response) -> LoadPolicy.Response:
+        policy = self.policy
+        response.policy_id = policy.metadata.policy_id if policy is not None else ""
+        response.checkpoint_id = policy.metadata.checkpoint_id if policy is not None else ""
+        return response
+
     def replace_policy(self, policy: Policy) -> Policy | None:
         """Use `policy` from the next inference on; returns the previous one (the caller closes it).
 
@@ -553,7 +600,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if node.cfg.policy.autostart:
         node.start()  # a failure is logged and reported as STATE_ERROR; the node stays up
-    executor = SingleThreadedExecutor()
+    executor = MultiThreadedExecutor(num_threads=2)  # the ~/load_policy group runs beside the rest
     executor.add_node(node)
     try:
         executor.spin()
