@@ -187,7 +187,6 @@ def stop_feeder(proc: subprocess.Popen) -> None:
 # ---------------------------------------------------------------------------------------- measurement
 def measure(rate: float, seconds: float) -> dict:
     """Run an ExecutorNode at `rate` for WARMUP_S + `seconds`; period/jitter/CPU figures."""
-    import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
     from vla_ros.core.config import config_from_dict

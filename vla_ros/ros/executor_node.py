@@ -40,7 +40,6 @@ config files: ``executor_node --robot franka --set executor.control_rate=200``.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import os
 import sys
@@ -50,10 +49,9 @@ from typing import Sequence
 
 import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64
 from std_srvs.srv import SetBool, Trigger
@@ -65,6 +63,7 @@ from vla_ros.core.rotations import rotvec_to_quat
 from vla_ros.msg import ActionChunk as ActionChunkMsg
 from vla_ros.msg import ExecutorStatus
 from vla_ros.ros.conversions import header, pose_msg, time_msg
+from vla_ros.ros import node_main
 from vla_ros.ros.params import declare_config
 
 SECTIONS = ("robot", "policy", "executor", "safety")
@@ -326,46 +325,22 @@ def status_to_msg(st: ExecutorStatusData) -> ExecutorStatus:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ros2 run vla_ros executor_node`` (also accepts --config/--robot/--set)."""
-    from vla_ros.cli.common import add_config_arguments, config_from_args
-
-    args = list(sys.argv if argv is None else argv)
-    parser = argparse.ArgumentParser(
-        prog="executor_node", description="Stream action chunks to the arm at control rate (docs/executor.md)."
-    )
-    add_config_arguments(parser, default_config=None)
-    ns = parser.parse_args(remove_ros_args(args)[1:])
-    try:
-        base = config_from_args(ns)
-    except ConfigError as exc:
-        print(f"executor_node: {exc}", file=sys.stderr)
+    args, base = node_main.parse_config(
+        "executor_node", "Stream action chunks to the arm at control rate (docs/executor.md).", argv)
+    if base is None:
         return 2
     rclpy.init(args=args)
-    try:
-        node = ExecutorNode(base)
-    except ConfigError as exc:
-        print(f"executor_node: {exc}", file=sys.stderr)
-        if rclpy.ok():
-            rclpy.shutdown()
+    node = node_main.make_node("executor_node", lambda: ExecutorNode(base))
+    if node is None:
         return 2
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
     prio = node.cfg.executor.realtime_priority
-    if prio > 0:
+    if prio > 0:  # the spinning (= this) thread runs the control loop
         err = set_realtime_priority(prio)
         if err:
             node.get_logger().warning(f"executor.realtime_priority={prio} not applied: {err}")
         else:
             node.get_logger().info(f"control loop thread runs SCHED_FIFO priority {prio}")
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return node_main.spin(node, SingleThreadedExecutor())
 
 
 if __name__ == "__main__":

@@ -44,7 +44,6 @@ service): it is checked against the robot profile and the node's inputs first.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import threading
 import time
@@ -55,11 +54,10 @@ import rclpy
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseArray, PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Header, String
 
@@ -76,6 +74,7 @@ from vla_ros.policy.base import Policy
 from vla_ros.policy.compat import check_compatible
 from vla_ros.policy.registry import load_policy
 from vla_ros.ros.conversions import chunk_to_msg, header, image_to_rgb, pose_msg
+from vla_ros.ros import node_main
 from vla_ros.ros.params import declare_config
 from vla_ros.srv import LoadPolicy
 
@@ -577,41 +576,17 @@ class PolicyNode(LifecycleNode):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ros2 run vla_ros policy_node`` (also accepts --config/--robot/--policy/--set)."""
-    from vla_ros.cli.common import add_config_arguments, config_from_args
-
-    args = list(sys.argv if argv is None else argv)
-    parser = argparse.ArgumentParser(
-        prog="policy_node", description="Run a VLA policy on synchronized robot observations (docs/policy_node.md)."
-    )
-    add_config_arguments(parser, default_config=None)
-    ns = parser.parse_args(remove_ros_args(args)[1:])
-    try:
-        base = config_from_args(ns)
-    except ConfigError as exc:
-        print(f"policy_node: {exc}", file=sys.stderr)
+    args, base = node_main.parse_config(
+        "policy_node", "Run a VLA policy on synchronized robot observations (docs/policy_node.md).", argv)
+    if base is None:
         return 2
     rclpy.init(args=args)
-    try:
-        node = PolicyNode(base)
-    except ConfigError as exc:
-        print(f"policy_node: {exc}", file=sys.stderr)
-        if rclpy.ok():
-            rclpy.shutdown()
+    node = node_main.make_node("policy_node", lambda: PolicyNode(base))
+    if node is None:
         return 2
     if node.cfg.policy.autostart:
         node.start()  # a failure is logged and reported as STATE_ERROR; the node stays up
-    executor = MultiThreadedExecutor(num_threads=2)  # the ~/load_policy group runs beside the rest
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return node_main.spin(node, MultiThreadedExecutor(num_threads=2))  # ~/load_policy runs beside the rest
 
 
 if __name__ == "__main__":

@@ -19,19 +19,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Sequence
 
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
+from vla_ros.ros import node_main
 from vla_ros.ros.conversions import header, pose_msg, rgb_to_image_msg
 
 FAULTS = ("stale", "bad_encoding", "short_data", "nan_joints", "missing_joint", "bad_frame", "backwards", "unset_stamp")
@@ -162,20 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reliable=not ns.best_effort,
     )
     print(f"sensor_sim ready: {len(cams)} camera(s) {ns.width}x{ns.height} at {ns.camera_rate:g} Hz", flush=True)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    end = time.monotonic() + ns.duration if ns.duration > 0 else None
-    try:
-        while rclpy.ok() and (end is None or time.monotonic() < end):
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return node_main.spin(node, SingleThreadedExecutor(), ns.duration)
 
 
 if __name__ == "__main__":
