@@ -35,3 +35,9 @@ def test_opaque_function_builds_lifecycle_policy_node_and_executor():
     actions = plan_actions(build_plan({"policy": "hold", "robot": "franka", "namespace": "arm"}))
     nodes = [a for a in actions if isinstance(a, Node)]
     assert [type(n) for n in nodes] == [LifecycleNode, Node]
+
+
+def test_replay_launch_declares_bag_rate_and_loop():
+    path = LAUNCH_FILE.with_name("replay.launch.py")
+    ld = PythonLaunchDescriptionSource(str(path)).get_launch_description(launch.LaunchContext())
+    assert {"bag", "rate", "loop", "robot", "policy"} <= {a.name for a in ld.get_launch_arguments()}

@@ -96,3 +96,19 @@ def test_three_camera_policy_on_one_camera_robot_is_refused_naming_both(tmp_path
 def test_invalid_arguments_are_clear_errors(args, message):
     with pytest.raises(ConfigError, match=message):
         build_plan(args)
+
+
+def test_replay_plan_plays_the_bag_on_sim_time(tmp_path):
+    from vla_ros.ros.launch_plan import build_replay_plan
+
+    bag = tmp_path / "run1"
+    bag.mkdir()
+    plan = build_replay_plan({"bag": str(bag), "rate": "2", "loop": "true", "policy": "hold", "use_sim_time": "false"})
+    assert plan.use_sim_time and all(n.parameters["use_sim_time"] is True for n in plan.nodes)
+    assert plan.processes == (("vla-ros", "play", "--bag", str(bag), "--rate", "2", "--loop"),)
+    with pytest.raises(ConfigError, match="launch argument bag: required"):
+        build_replay_plan({"policy": "hold"})
+    with pytest.raises(ConfigError, match="launch argument rate: expected a positive speed factor, got '0'"):
+        build_replay_plan({"bag": str(bag), "rate": "0", "policy": "hold"})
+    with pytest.raises(ConfigError, match="does not exist"):
+        build_replay_plan({"bag": str(tmp_path / "nope"), "policy": "hold"})

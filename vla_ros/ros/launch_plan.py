@@ -9,7 +9,8 @@ in-process composed runner (`vla-ros run`) and the tests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Mapping
 
 from vla_ros.core import profiles
@@ -60,6 +61,14 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("log_level", "info", "ROS log level of the nodes: debug, info, warn, error."),
 )
 ARGUMENT_DEFAULTS = {a.name: a.default for a in LAUNCH_ARGUMENTS}
+
+# replay.launch.py: the same graph fed from a bag by `vla-ros play`, on the bag's clock.
+REPLAY_ARGUMENTS: tuple[LaunchArgument, ...] = (
+    LaunchArgument("bag", "", "Bag to play (rosbag2 directory with mcap/sqlite3 storage, or a .mcap file). Required."),
+    LaunchArgument("rate", "1.0", "Playback speed factor (1.0 = recorded rate)."),
+    LaunchArgument("loop", "false", "Start the bag over when it ends."),
+)
+REPLAY_DEFAULTS = {**ARGUMENT_DEFAULTS, **{a.name: a.default for a in REPLAY_ARGUMENTS}}
 
 # Arguments that are shortcuts for one config key.
 _SHORTCUTS = {"policy": "policy.type", "checkpoint": "policy.checkpoint", "device": "policy.device",
@@ -173,3 +182,26 @@ def build_plan(arguments: Mapping[str, str] | None = None, *, policy_node_lifecy
                  ros_arguments=ros_args),
     )
     return LaunchPlan(cfg, tuple(files), nodes, use_sim_time, meta)
+
+
+def build_replay_plan(arguments: Mapping[str, str]) -> LaunchPlan:
+    """The plan of `build_plan` with use_sim_time forced on, plus `vla-ros play` for the bag."""
+    args = {**REPLAY_DEFAULTS, **{k: str(v) for k, v in arguments.items()}}
+    bag = args.pop("bag").strip()
+    rate_text = args.pop("rate").strip()
+    loop = parse_bool("loop", args.pop("loop"))
+    if not bag:
+        raise ConfigError("launch argument bag: required (a rosbag2 directory or a .mcap file)")
+    if not Path(bag).expanduser().exists():
+        raise ConfigError(f"launch argument bag: {bag} does not exist")
+    try:
+        rate = float(rate_text)
+    except ValueError:
+        rate = 0.0
+    if not rate > 0:
+        raise ConfigError(f"launch argument rate: expected a positive speed factor, got {rate_text!r}")
+    args["use_sim_time"] = "true"
+    plan = build_plan(args)
+    player = ("vla-ros", "play", "--bag", str(Path(bag).expanduser()), "--rate", f"{rate:g}", *(("--loop",) if loop else ()))
+    return replace(plan, processes=(player,))
+
