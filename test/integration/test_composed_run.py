@@ -24,7 +24,11 @@ SENSORS = ("vla_ros.ros.sensor_sim", "--camera", "primary=/camera/primary/image_
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    return [str(make_checkpoint(tmp_path_factory.mktemp(f"ckpt{i}"), seed=i)) for i in range(2)]
+    """Two 2-camera checkpoints and one 3-camera one, built before any graph runs (building one
+    while the composed graph runs in this process would starve it of CPU and the GIL)."""
+    two = [str(make_checkpoint(tmp_path_factory.mktemp(f"ckpt{i}"), seed=i)) for i in range(2)]
+    three = str(make_checkpoint(tmp_path_factory.mktemp("three"), cameras=("primary", "wrist", "side")))
+    return [*two, three]
 
 
 @pytest.mark.timeout(180)
@@ -58,7 +62,7 @@ def test_chunks_flow_from_sensors_to_executor_commands(rclpy_context, checkpoint
 
 
 @pytest.mark.timeout(180)
-def test_runtime_swap_changes_policy_without_tripping_the_watchdog(rclpy_context, checkpoints, tmp_path):
+def test_runtime_swap_changes_policy_without_tripping_the_watchdog(rclpy_context, checkpoints):
     from vla_ros.srv import LoadPolicy
 
     plan = build_plan({"policy": "flow_matching", "checkpoint": checkpoints[0], "dry_run": "false",
@@ -82,17 +86,16 @@ def test_runtime_swap_changes_policy_without_tripping_the_watchdog(rclpy_context
         assert spin_until(ex, lambda: len(chunks) >= 2, timeout=60), stop_process(sensors)
         assert client.wait_for_service(timeout_sec=10)
         first_id = chunks[-1].checkpoint_id
-        trips_before = graph.executor_node.core.status(graph.executor_node.now()).watchdog_trips
 
         # A policy that does not fit (3 cameras on this 2-camera robot): refused, the old one keeps going.
-        three = str(make_checkpoint(tmp_path / "three", cameras=("primary", "wrist", "side")))
-        bad = call(checkpoint=three)
+        bad = call(checkpoint=checkpoints[2])
         assert not bad.success and "expects 3 camera(s)" in bad.message and "missing: side" in bad.message
         assert bad.checkpoint_id == first_id
         n = len(chunks)
         assert spin_until(ex, lambda: len(chunks) >= n + 2, timeout=30)
         assert chunks[-1].checkpoint_id == first_id
 
+        trips_before = graph.executor_node.core.status(graph.executor_node.now()).watchdog_trips
         ok = call(checkpoint=checkpoints[1])
         assert ok.success, ok.message
         assert ok.checkpoint_id != first_id and ok.checkpoint_id.startswith(checkpoints[1].rstrip("/").split("/")[-1] + "@")

@@ -88,7 +88,11 @@ def test_chunks_from_another_process_inputs_carry_the_observation_stamp(harness,
         if key in ee_x:  # the pose synchronized with the frame is the one published with its stamp
             assert obs.ee_pose.position[0] == pytest.approx(ee_x[key])
     st = node.status_msg()
-    assert st.state == PolicyStatus.STATE_RUNNING and st.observations_rejected == 0
+    # The only rejections allowed: observations complete before the latched instruction from the
+    # other process arrived (a race of discovery, correctly refused), never a malformed input.
+    stats = node.builder.stats
+    assert st.state == PolicyStatus.STATE_RUNNING
+    assert st.observations_rejected == stats.rejected_by_topic.get("/instruction", 0)
     assert st.chunks_published == len(h.chunks) and st.observations_used >= len(h.chunks)
 
 

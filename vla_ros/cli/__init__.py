@@ -12,7 +12,7 @@ import importlib
 import sys
 
 # Sub-command modules, in --help order.
-COMMANDS = ("config", "make-checkpoint", "run")
+COMMANDS = ("config", "make-checkpoint", "run", "eval", "play", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,815 @@
+"""Replay a bag through the policy and the executor on the bag's own clock: what would the robot have done?
+
+The loop drives the same ROS-free code the nodes run, with a simulated clock instead of ROS time:
+
+- `ObservationBuilder` (per-message validation, approximate-time sync, max age, lazy decoding),
+  fed every bag message at its bag (receive) time - the time the node would have seen it;
+- `InferenceWorker.run_once` (newest observation, instruction changes reset the policy, chunk
+  stamped with the observation, seq / latency filled) called synchronously when the trigger is
+  due: ``policy.trigger`` ``rate`` every ``1 / policy.rate_hz``, ``queue`` from simulated
+  ExecutorStatus snapshots at ``executor.status_rate_hz`` (the `QueueTrigger` of the node);
+  Real-Time Chunking guidance (``policy.rtc``) comes from the same snapshots (`rtc_guidance`);
+- `ChunkExecutor` ticking at ``executor.control_rate`` with the recorded EE pose as feedback;
+  a chunk is submitted ``latency`` after its inference started (``replay.latency``: none,
+  measured = the inference's own wall time, fixed = ``replay.fixed_latency``), and while it is
+  "in flight" further triggers are skipped, as the node's worker skips them.
+
+Nothing sleeps: the replay runs as fast as the policy allows, and with latency none or fixed it
+is deterministic (same chunks, same commands). The `hold` baseline runs in a second lane on the
+same message stream (one pass over the bag for both). The replay is open loop: the recorded
+robot did what it did; the commands are scored against what was actually commanded
+(`vla_ros.replay.ground_truth`, `vla_ros.replay.metrics`).
+
+    result = evaluate_bag("run1", cfg, policy)             # BagResult: lanes, ground truth, metrics
+    result.metrics["policy"]["chunks"]["position_error_m"]["mean"]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from vla_ros.core import msg_decode
+from vla_ros.core.config import ConfigError, VlaConfig
+from vla_ros.core.executor import ChunkExecutor, ExecutorStatusData
+from vla_ros.core.executor_feedback import ExecutorFeedback, rtc_guidance
+from vla_ros.core.inference_worker import InferenceRecord, InferenceWorker
+from vla_ros.core.observation_builder import InputProblem, ObservationBuilder, ObservationSpec
+from vla_ros.core.rotations import rotvec_to_quat
+from vla_ros.core.triggers import QueueTrigger
+from vla_ros.core.types import ActionChunk, ChunkGuidance, EEPose, Observation
+from vla_ros.policy.base import Policy
+from vla_ros.policy.hold import HoldPolicy
+from vla_ros.replay import metrics as M
+from vla_ros.replay.bag_io import (
+    IMAGE_TYPES, JOINT_STATE_TYPES, POSE_TYPES, STRING_TYPES, Bag, BagError, BagWriter,
+)
+from vla_ros.replay.ground_truth import GroundTruth, GroundTruthCollector, abs_topic, select_sources
+
+POLICY_LANE, HOLD_LANE = "policy", "hold"
+# Order of simultaneous events: a chunk arriving, the control tick, a status snapshot, a trigger.
+_ARRIVAL, _TICK, _STATUS, _TRIGGER = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class _SimFeedback(ExecutorFeedback):
+    """An ExecutorStatus snapshot taken in-process: the plan is kept as an ExecutionPlan."""
+
+    execution_plan: Any = None
+
+    def plan(self, topic: str = "executor_status"):
+        return self.execution_plan
+
+
+@dataclass
+class ChunkRecord:
+    """One inference of a lane: the chunk, when it was triggered and when the executor got it."""
+
+    chunk: ActionChunk
+    triggered_at: float  # sim time the inference started (observation taken)
+    arrival: float  # sim time the chunk was submitted to the executor
+    wall_latency: float  # [s] measured wall time (observation taken -> chunk ready)
+    injected_latency: float  # [s] sim delay applied
+    guided: bool = False
+    accepted: bool = False
+    reason: str = ""
+    skipped: int = 0
+
+
+@dataclass
+class Timing:
+    """Wall-clock seconds spent per part of the replay."""
+
+    bag_io: float = 0.0  # reading + deserialising messages
+    inputs: float = 0.0  # observation builder (validation, sync) + ground-truth collection
+    policy: float = 0.0  # inference (observation decode + policy.infer)
+    executor: float = 0.0  # ticks, submits, status snapshots
+    output: float = 0.0  # writing the output bag
+    total: float = 0.0
+
+    def add(self, other: "Timing") -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def as_dict(self) -> dict[str, float]:
+        d = dataclasses.asdict(self)
+        d["other"] = max(0.0, self.total - sum(v for k, v in d.items() if k != "total"))
+        return d
+
+
+class Lane:
+    """One policy + its own builder, worker, trigger and executor on the shared simulated clock."""
+
+    def __init__(self, name: str, policy: Policy, spec: ObservationSpec, cfg: VlaConfig, clock: Callable[[], float]):
+        self.name = name
+        self.cfg = cfg
+        self.policy = policy
+        self.clock = clock
+        self.problems: Counter = Counter()
+        self.problem_examples: dict[tuple[str, str], str] = {}
+        self.errors: list[str] = []
+        self.builder = ObservationBuilder.from_config(spec, cfg, on_problem=self._on_problem)
+        self.cameras = {c.topic: c.name for c in spec.cameras}
+        self.has_joints = bool(spec.joint_state_topic)
+        self.has_ee = bool(spec.ee_pose_topic)
+        p = cfg.policy
+        self.worker = InferenceWorker(
+            self.builder.take, lambda record: None, clock=clock, guidance=self._guidance if p.rtc else None,
+            default_frame=cfg.robot.base_frame, on_error=self._on_error, name=f"replay-{name}",
+        )
+        policy.reset()
+        self.worker.set_policy(policy)
+        self.meta = policy.metadata
+        self.executor = ChunkExecutor.from_config(cfg)
+        self.trigger = QueueTrigger(
+            p.queue_threshold, ack_timeout=p.queue_ack_timeout, status_timeout=p.executor_status_timeout,
+            topic=p.executor_status_topic,
+        ) if p.trigger == "queue" else None
+        self.feedback: _SimFeedback | None = None
+        self.needs_status = p.trigger == "queue" or p.rtc
+        self.in_flight: ChunkRecord | None = None
+        self.records: list[ChunkRecord] = []
+        self.requests = 0
+        self.skipped_busy = 0
+        self.guided = 0
+        self._guided_now = False
+        self.rtc_notes: Counter = Counter()
+        # commands
+        self.cmd_t: list[float] = []
+        self.cmd_p: list[np.ndarray] = []
+        self.cmd_q: list[np.ndarray] = []
+        self.cmd_g: list[float] = []
+        self.cmd_lin: list[np.ndarray] = []
+        self.cmd_ang: list[np.ndarray] = []
+        self.cmd_hold: list[bool] = []
+        self.cmd_clamped: list[bool] = []
+        self.status: ExecutorStatusData | None = None
+        self.timing = Timing()
+
+    # ---------------------------------------------------------------- callbacks
+    def _on_problem(self, p: InputProblem) -> None:
+        self.problems[(p.topic, p.code)] += 1
+        self.problem_examples.setdefault((p.topic, p.code), p.message)
+
+    def _on_error(self, text: str) -> None:
+        if len(self.errors) < 20:
+            self.errors.append(text)
+
+    def _guidance(self, obs: Observation, meta: Any) -> ChunkGuidance | None:
+        p = self.cfg.policy
+        frame = (obs.ee_pose.frame_id if obs.ee_pose is not None else "") or self.cfg.robot.base_frame
+        guidance, why = rtc_guidance(
+            self.feedback, obs, horizon=meta.horizon, dt=meta.dt, max_guidance_weight=p.rtc_max_guidance,
+            now=self.clock(), max_status_age=p.executor_status_timeout, frame_id=frame, topic=p.executor_status_topic,
+        )
+        self._guided_now = guidance is not None
+        if guidance is None:
+            self.rtc_notes[why] += 1
+        return guidance
+
+    # ---------------------------------------------------------------- events
+    def infer(self, now: float, latency_mode: str, fixed_latency: float) -> ChunkRecord | None:
+        """The trigger fired at `now`: one inference unless one is in flight."""
+        self.requests += 1
+        if self.in_flight is not None:
+            self.skipped_busy += 1
+            return None
+        t0 = time.perf_counter()
+        self._guided_now = False
+        record: InferenceRecord | None = self.worker.run_once()
+        self.timing.policy += time.perf_counter() - t0
+        if record is None:
+            return None
+        wall = float(record.chunk.inference_latency)
+        injected = {"none": 0.0, "measured": wall, "fixed": fixed_latency}[latency_mode]
+        if self._guided_now:
+            self.guided += 1
+        rec = ChunkRecord(record.chunk, now, now + injected, wall, injected, guided=self._guided_now)
+        self.in_flight = rec
+        return rec
+
+    def deliver(self, now: float) -> ChunkRecord:
+        rec, self.in_flight = self.in_flight, None
+        assert rec is not None
+        t0 = time.perf_counter()
+        res = self.executor.submit(rec.chunk, now)
+        self.timing.executor += time.perf_counter() - t0
+        rec.accepted, rec.reason, rec.skipped = res.accepted, res.reason, res.skipped
+        self.records.append(rec)
+        if self.trigger is not None:
+            self.trigger.on_chunk(now)
+        return rec
+
+    def tick(self, now: float, pose: EEPose | None, pose_time: float | None):
+        t0 = time.perf_counter()
+        cmd = self.executor.tick(now, pose, pose_time)
+        self.timing.executor += time.perf_counter() - t0
+        if cmd is not None:
+            self.cmd_t.append(now)
+            self.cmd_p.append(cmd.position)
+            self.cmd_q.append(cmd.orientation)
+            self.cmd_g.append(np.nan if cmd.gripper is None else float(cmd.gripper))
+            self.cmd_lin.append(cmd.linear)
+            self.cmd_ang.append(cmd.angular)
+            self.cmd_hold.append(bool(cmd.hold))
+            self.cmd_clamped.append(bool(cmd.limits))
+        return cmd
+
+    def snapshot(self, now: float) -> bool:
+        """A simulated ExecutorStatus at `now`; True if the queue trigger is due."""
+        t0 = time.perf_counter()
+        st = self.executor.status(now)
+        self.timing.executor += time.perf_counter() - t0
+        self.feedback = _SimFeedback(
+            stamp=now, state=int(st.state), remaining_time=float(st.remaining_time), chunks_received=int(st.chunks_received),
+            chunk_seq=int(st.chunk_seq), policy_id=st.policy_id, frame_id=st.frame_id, source=None, execution_plan=st.plan,
+        )
+        if self.trigger is None:
+            return False
+        self.trigger.on_status(self.feedback)
+        return self.in_flight is None and self.trigger.due(now)
+
+    # ---------------------------------------------------------------- inputs
+    def on_message(self, kind: str, topic: str, msg: Any, now: float) -> None:
+        b = self.builder
+        if kind == "camera":
+            cam = self.cameras.get(topic)
+            if cam is not None:
+                b.add_image(cam, msg, now)
+        elif kind == "joints":
+            if self.has_joints:
+                b.add_joint_state(msg, now)
+        elif kind == "ee_pose":
+            if self.has_ee:
+                b.add_ee_pose(msg, now)
+        elif kind == "instruction":
+            b.set_instruction(str(msg.data))
+
+    def finish(self, now: float) -> None:
+        self.status = self.executor.status(now)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        n = len(self.cmd_t)
+        return {
+            "t": np.asarray(self.cmd_t, np.float64),
+            "position": np.asarray(self.cmd_p, np.float64).reshape(n, 3),
+            "quat": np.asarray(self.cmd_q, np.float64).reshape(n, 4),
+            "gripper": np.asarray(self.cmd_g, np.float64),
+            "linear": np.asarray(self.cmd_lin, np.float64).reshape(n, 3),
+            "angular": np.asarray(self.cmd_ang, np.float64).reshape(n, 3),
+            "hold": np.asarray(self.cmd_hold, bool),
+            "clamped": np.asarray(self.cmd_clamped, bool),
+        }
+
+
+@dataclass
+class BagResult:
+    """Everything one bag's evaluation produced (metrics per lane, raw series for the plots)."""
+
+    path: Path
+    name: str
+    duration: float
+    start: float
+    end: float
+    ground_truth: GroundTruth
+    lanes: dict[str, Lane]
+    metrics: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    timing: Timing = field(default_factory=Timing)
+    output_bag: str = ""
+    messages: int = 0
+
+
+def _lane_spec(robot, policy: Policy) -> ObservationSpec:
+    return ObservationSpec.from_config(robot, policy.metadata)
+
+
+def hold_for(policy: Policy) -> HoldPolicy:
+    """The `hold` baseline with the same horizon and dt as `policy`."""
+    meta = policy.metadata
+    return HoldPolicy(horizon=meta.horizon, dt=meta.dt)
+
+
+def _required_topics(specs: list[ObservationSpec]) -> dict[str, tuple[tuple[str, ...], str]]:
+    wanted: dict[str, tuple[tuple[str, ...], str]] = {}
+
+    def want(topic: str, types: tuple[str, ...], why: str) -> None:
+        if topic in wanted and wanted[topic][0] != types:
+            raise ConfigError(f"{why}: topic {topic} is also the {wanted[topic][1]}; one topic cannot be both")
+        wanted[topic] = (types, why)
+
+    for spec in specs:
+        for cam in spec.cameras:
+            want(cam.topic, IMAGE_TYPES, f"camera {cam.name!r}, robot.camera_topics")
+        if spec.joint_state_topic:
+            want(spec.joint_state_topic, JOINT_STATE_TYPES, "robot.joint_state_topic")
+        if spec.ee_pose_topic:
+            want(spec.ee_pose_topic, POSE_TYPES, "robot.ee_pose_topic")
+    return wanted
+
+
+def _problem_warnings(lane: Lane) -> list[str]:
+    out = []
+    labels = {
+        "stamp": "skipped (header stamp unset, ahead of the clock, or going backwards)",
+        "stale": "observations dropped as too old (sync.max_age)",
+        "encoding": "skipped (unsupported encoding)",
+        "size": "skipped (malformed image / joint state)",
+        "nonfinite": "skipped (NaN or inf)",
+        "missing_joint": "skipped (joint missing)",
+        "frame": "skipped (wrong frame_id)",
+        "decode": "skipped (image does not decode)",
+        "instruction": "observations rejected (empty instruction)",
+        "clock": "synchronizer resets (bag time jumped back)",
+    }
+    for (topic, code), n in sorted(lane.problems.items()):
+        example = lane.problem_examples.get((topic, code), "")
+        out.append(f"[{lane.name}] {topic}: {n} message(s) {labels.get(code, code)}; e.g. {example}")
+    return out
+
+
+def evaluate_bag(path: str | Path, cfg: VlaConfig, policy: Policy, *, baseline: Policy | None = None,
+                 progress: bool = True, out_bag: str | Path | None = None) -> BagResult:
+    """Replay one bag with `policy` and the `hold` baseline; BagError if the bag cannot be evaluated."""
+    t_start_wall = time.perf_counter()
+    path = Path(path)
+    robot = cfg.robot
+    baseline = baseline or hold_for(policy)
+    spec = _lane_spec(robot, policy)
+    ee_topic = abs_topic(robot.ee_pose_topic)
+    # hold needs the EE pose (and the gripper from the joint states) only; its observations keep the
+    # policy's stamps (the pivot camera).
+    hold_joints = abs_topic(robot.joint_state_topic) if robot.gripper_joint else ""
+    hold_spec = dataclasses.replace(spec, cameras=spec.cameras[:1], joint_state_topic=hold_joints,
+                                    ee_pose_topic=ee_topic) if ee_topic else spec
+    warnings: list[str] = []
+
+    with Bag(path) as bag:
+        warnings.extend(bag.notes)
+        wanted = _required_topics([spec])
+        bag.require(wanted)
+        hold_ok = bool(ee_topic) and ee_topic in bag.topics
+        if not hold_ok:
+            warnings.append(f"hold baseline skipped: it needs the EE pose ({ee_topic or 'robot.ee_pose_topic is empty'}) in the bag")
+        instr_topic = abs_topic(robot.instruction_topic)
+        has_instr = bool(instr_topic) and instr_topic in bag.topics and bag.topics[instr_topic].msgtype in STRING_TYPES
+        if not has_instr and not cfg.policy.instruction and not cfg.policy.allow_empty_instruction:
+            raise BagError(
+                f"bag {path}: no instruction: the bag has no {instr_topic or 'instruction topic'} (std_msgs/String) and "
+                f"policy.instruction is empty; pass --set policy.instruction='...' (or policy.allow_empty_instruction=true)"
+            )
+        sources = select_sources(bag, cfg)
+        collector = GroundTruthCollector(sources, cfg)
+
+        clock_now = [0.0]
+
+        def clock() -> float:
+            return clock_now[0]
+
+        lanes: dict[str, Lane] = {POLICY_LANE: Lane(POLICY_LANE, policy, spec, cfg, clock)}
+        if hold_ok:
+            lanes[HOLD_LANE] = Lane(HOLD_LANE, baseline, hold_spec, cfg, clock)
+
+        # Topic roles
+        roles: dict[str, list[str]] = {}
+        for lane in lanes.values():
+            for topic in lane.cameras:
+                roles.setdefault(topic, []).append("camera")
+        if robot.joint_state_topic:
+            roles.setdefault(abs_topic(robot.joint_state_topic), []).append("joints")
+        if ee_topic:
+            roles.setdefault(ee_topic, []).append("ee_pose")
+        if has_instr:
+            roles.setdefault(instr_topic, []).append("instruction")
+        for t in sources.topics():
+            roles.setdefault(t, []).append("gt")
+        roles = {t: sorted(set(r)) for t, r in roles.items() if t in bag.topics}
+
+        writer = None
+        if out_bag is not None:
+            writer = BagWriter(out_bag, storage="mcap", store=bag.typestore)
+            for t in bag.topics.values():
+                if t.msgtype not in bag.unknown_types:
+                    writer.add_topic(t.name, t.msgtype, latched=t.msgtype in STRING_TYPES)
+
+        p = cfg.policy
+        r = cfg.replay
+        ctrl_dt = 1.0 / cfg.executor.control_rate
+        trig_dt = 1.0 / p.rate_hz
+        status_dt = 1.0 / cfg.executor.status_rate_hz
+        start = bag.start
+        stop = bag.end if r.max_duration <= 0 else min(bag.end, start + r.max_duration)
+        state = {name: {"tick": 0, "trig": 0, "status": 0} for name in lanes}
+        pose_state: list[Any] = [None, None, None]  # newest EE pose, its stamp, a newer message not decoded yet
+
+        def current_pose() -> tuple[EEPose | None, float | None]:
+            msg = pose_state[2]
+            if msg is not None:
+                pose_state[2] = None
+                try:
+                    frame = str(msg.header.frame_id) or robot.base_frame
+                    pose_state[0] = msg_decode.pose_to_ee(msg.pose, frame, ee_topic)
+                    pose_state[1] = msg_decode.stamp_to_sec(msg.header.stamp)
+                except (msg_decode.MessageError, AttributeError, TypeError, ValueError):
+                    pass  # the builder reports malformed poses; keep the previous one
+            return pose_state[0], pose_state[1]
+        timing = Timing()
+
+        def next_event(name: str, lane: Lane) -> tuple[float, int]:
+            s = state[name]
+            best = (start + s["tick"] * ctrl_dt, _TICK)
+            if lane.in_flight is not None:
+                best = min(best, (lane.in_flight.arrival, _ARRIVAL))
+            if lane.needs_status:
+                best = min(best, (start + s["status"] * status_dt, _STATUS))
+            if lane.trigger is None:
+                best = min(best, (start + s["trig"] * trig_dt, _TRIGGER))
+            return best
+
+        def run_events(until: float) -> None:
+            while True:
+                best = None
+                for name, lane in lanes.items():
+                    tk = next_event(name, lane)
+                    if best is None or tk < best[0]:
+                        best = (tk, name)
+                (t, kind), name = best
+                if t > until + 1e-12:
+                    return
+                clock_now[0] = t
+                lane = lanes[name]
+                s = state[name]
+                if kind == _ARRIVAL:
+                    rec = lane.deliver(t)
+                    if writer is not None:
+                        t0 = time.perf_counter()
+                        _write_chunk(writer, r.output_prefix, name, rec)
+                        timing.output += time.perf_counter() - t0
+                elif kind == _TICK:
+                    s["tick"] += 1
+                    cmd = lane.tick(t, *current_pose())
+                    if writer is not None and cmd is not None:
+                        t0 = time.perf_counter()
+                        writer.write(f"{r.output_prefix}/{name}/command", t,
+                                     writer.msgs.pose_stamped(t, cmd.frame_id, cmd.position, cmd.orientation))
+                        timing.output += time.perf_counter() - t0
+                elif kind == _STATUS:
+                    s["status"] += 1
+                    if lane.snapshot(t):
+                        _start_inference(lane, t)
+                else:
+                    s["trig"] += 1
+                    _start_inference(lane, t)
+
+        def _start_inference(lane: Lane, t: float) -> None:
+            # A chunk without latency is delivered by the arrival event at the same time, next.
+            lane.infer(t, r.latency, r.fixed_latency)
+
+        total = sum(max(0, bag.topics[t].count) for t in roles) or None
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, desc=f"eval {path.name}", unit="msg", leave=False, mininterval=0.25)
+        n_msgs = 0
+        it = bag.messages(list(roles), raw=writer is not None)
+        t_io = time.perf_counter()
+        for m in it:
+            timing.bag_io += time.perf_counter() - t_io
+            if m.t > stop + 1e-9:
+                break
+            run_events(m.t)
+            clock_now[0] = max(clock_now[0], m.t)
+            now = m.t
+            t0 = time.perf_counter()
+            for role in roles.get(m.topic, ()):
+                if role == "gt":
+                    collector.add(m.topic, now, m.msg)
+                    continue
+                if role == "ee_pose":
+                    pose_state[2] = m.msg  # decoded at the next tick (only the newest one is used)
+                for lane in lanes.values():
+                    lane.on_message(role, m.topic, m.msg, now)
+            timing.inputs += time.perf_counter() - t0
+            if writer is not None and m.raw is not None:
+                t0 = time.perf_counter()
+                writer.write_raw(m.topic, m.t_ns, m.raw)
+                timing.output += time.perf_counter() - t0
+            n_msgs += 1
+            if bar is not None:
+                bar.update(1)
+            t_io = time.perf_counter()
+        if bar is not None:
+            bar.close()
+        if bag.truncated:
+            warnings.append(bag.truncated)
+        end = min(stop, clock_now[0]) if n_msgs else start
+        run_events(end)
+        for lane in lanes.values():
+            lane.finish(end)
+            timing.policy += lane.timing.policy
+            timing.executor += lane.timing.executor
+        if writer is not None:
+            writer.close()
+
+    gt = collector.build()
+    if collector.problems:
+        warnings.append(f"ground truth: {collector.problems} message(s) could not be read; e.g. {collector.last_problem}")
+    if gt.empty:
+        raise BagError(f"bag {path}: ground truth ({sources.describe()}) has no usable samples")
+    pol = lanes[POLICY_LANE]
+    if not pol.records:
+        why = pol.errors[-1] if pol.errors else (pol.builder.waiting_for(end) or "no synchronized observation")
+        extra = "; ".join(_problem_warnings(pol)[:3])
+        raise BagError(f"bag {path}: the policy produced no chunk: {why}" + (f" ({extra})" if extra else ""))
+    for lane in lanes.values():
+        warnings.extend(_problem_warnings(lane))
+        if lane.errors:
+            warnings.append(f"[{lane.name}] {len(lane.errors)} inference error(s); last: {lane.errors[-1]}")
+    timing.total = time.perf_counter() - t_start_wall
+    result = BagResult(path, path.name, end - start, start, end, gt, lanes, {}, warnings, timing,
+                       str(out_bag) if out_bag is not None else "", n_msgs)
+    result.metrics = compute_metrics(result, cfg)
+    return result
+
+
+def _write_chunk(writer: BagWriter, prefix: str, lane: str, rec: ChunkRecord) -> None:
+    chunk = rec.chunk
+    writer.write(f"{prefix}/{lane}/action_chunk", rec.arrival, writer.msgs.action_chunk(chunk))
+    acts = M.absolute_actions(chunk)
+    writer.write(f"{prefix}/{lane}/chunk_poses", rec.arrival,
+                 writer.msgs.pose_array(chunk.stamp, chunk.frame_id, acts[:, :3], rotvec_to_quat(acts[:, 3:6])))
+
+
+# ------------------------------------------------------------------------------------- metrics
+def lane_metrics(lane: Lane, gt: GroundTruth, cfg: VlaConfig) -> dict[str, Any]:
+    r = cfg.replay
+    arr = lane.arrays()
+    recs = lane.records
+    accepted = [x for x in recs if x.accepted]
+    first = accepted[0].arrival if accepted else math.inf
+    sel = arr["t"] >= first - 1e-12
+    t = arr["t"][sel]
+    commands: dict[str, Any] = {"count": int(sel.sum()), "from": first if math.isfinite(first) else None}
+    if gt.poses is not None and len(gt.poses) and t.size:
+        gp, gq, valid = gt.poses.sample(t)
+        commands.update(M.pose_scores(arr["position"][sel][valid], arr["quat"][sel][valid], gp[valid], gq[valid]))
+        commands["scored"] = int(valid.sum())
+    else:
+        commands.update(M.pose_scores(np.zeros((0, 3)), np.zeros((0, 4)), np.zeros((0, 3)), np.zeros((0, 4))))
+        commands["scored"] = 0
+    if gt.gripper is not None and len(gt.gripper) and t.size:
+        gv, valid = gt.gripper.sample(t)
+        commands["gripper"] = M.gripper_scores(arr["gripper"][sel][valid], gv[valid], r.gripper_threshold)
+    else:
+        commands["gripper"] = M.gripper_scores([], [], r.gripper_threshold)
+    if gt.twist is not None:
+        use_twist = cfg.executor.output_mode in ("twist", "both")
+        commands["velocity"] = M.twist_scores(
+            t, arr["position"][sel], arr["quat"][sel], gt.twist,
+            arr["linear"][sel] if use_twist else None, arr["angular"][sel] if use_twist else None,
+        )
+    chunks = [x.chunk for x in recs]
+    chunk_part = M.chunk_scores(chunks, [x.arrival for x in recs], gt, r.gripper_threshold)
+    jerk = M.jerk(t, arr["position"][sel])
+    steps = M.step_sizes(arr["position"][sel])
+    gt_jerk = np.zeros(0)
+    if gt.poses is not None and len(gt.poses) and t.size:
+        gp, _, valid = gt.poses.sample(t)
+        if np.all(valid):
+            gt_jerk = M.jerk(t, gp)
+    st = lane.status
+    executor = {
+        "ticks": int(arr["t"].size),
+        "hold_ticks": int(arr["hold"][sel].sum()),
+        "clamped_ticks": int(arr["clamped"][sel].sum()),
+        "holds": int(st.holds) if st else 0,
+        "clamps": int(st.clamps) if st else 0,
+        "limit_counts": dict(st.limit_counts) if st else {},
+        "bridges": int(st.bridges) if st else 0,
+        "chunks_received": int(st.chunks_received) if st else 0,
+        "chunks_rejected": int(st.chunks_rejected) if st else 0,
+        "chunks_stale": int(st.chunks_stale) if st else 0,
+        "skipped_steps": int(st.skipped_steps) if st else 0,
+        "watchdog_trips": int(st.watchdog_trips) if st else 0,
+    }
+    bstats = lane.builder.stats
+    meta = lane.meta
+    return {
+        "policy": meta.policy_type,
+        "checkpoint": meta.checkpoint_id,
+        "horizon": meta.horizon,
+        "dt": meta.dt,
+        "commands": commands,
+        "chunks": chunk_part,
+        "smoothness": {
+            "command_jerk_mps3": M.summary(jerk),
+            "ground_truth_jerk_mps3": M.summary(gt_jerk),
+            "command_step_m": M.summary(steps),
+        },
+        "executor": executor,
+        "latency": {
+            "inference_s": M.latency_summary([x.wall_latency for x in recs]),
+            "injected_s": M.latency_summary([x.injected_latency for x in recs]),
+            "chunk_delay_s": M.latency_summary([x.arrival - x.chunk.stamp for x in recs]),
+            "observation_age_s": M.latency_summary([x.chunk.observation_age for x in recs]),
+        },
+        "inference": {
+            "requests": lane.requests,
+            "chunks": len(recs),
+            "skipped_busy": lane.skipped_busy,
+            "no_observation": lane.worker.stats.no_observation,
+            "errors": lane.worker.stats.errors,
+            "rtc_guided": lane.guided,
+        },
+        "inputs": {
+            "received": bstats.received,
+            "rejected": bstats.rejected,
+            "synchronized": bstats.synchronized,
+            "dropped": bstats.dropped,
+            "used": bstats.taken,
+            "problems": {f"{t} {c}": n for (t, c), n in sorted(lane.problems.items())},
+        },
+    }
+
+
+def compute_metrics(result: BagResult, cfg: VlaConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "bag": str(result.path),
+        "duration_s": result.duration,
+        "messages": result.messages,
+        "ground_truth": {
+            "kind": result.ground_truth.sources.kind,
+            "topic": result.ground_truth.sources.topic,
+            "description": result.ground_truth.sources.describe(),
+            "samples": len(result.ground_truth.poses) if result.ground_truth.poses is not None else 0,
+        },
+        "latency_mode": cfg.replay.latency,
+    }
+    for name, lane in result.lanes.items():
+        out[name] = lane_metrics(lane, result.ground_truth, cfg)
+    if HOLD_LANE in out:
+        out["vs_hold"] = comparison(out[POLICY_LANE], out[HOLD_LANE])
+    timing = result.timing.as_dict()
+    timing["speed_x"] = result.duration / result.timing.total if result.timing.total > 0 else float("nan")
+    out["timing_s"] = timing
+    out["warnings"] = list(result.warnings)
+    return out
+
+
+def _mean(d: dict, *keys: str) -> float:
+    for k in keys:
+        d = d.get(k, {}) if isinstance(d, dict) else {}
+    return float(d) if isinstance(d, (int, float)) else float("nan")
+
+
+HEADLINES = (
+    ("chunk_position_error_m", ("chunks", "position_error_m", "mean")),
+    ("command_position_error_m", ("commands", "position_error_m", "mean")),
+    ("chunk_rotation_error_rad", ("chunks", "rotation_error_rad", "mean")),
+    ("command_gripper_accuracy", ("commands", "gripper", "accuracy")),
+)
+
+
+def comparison(policy: dict, hold: dict) -> dict[str, Any]:
+    """Policy vs hold on the headline numbers: both values, the difference and hold / policy."""
+    out = {}
+    for name, keys in HEADLINES:
+        a, b = _mean(policy, *keys), _mean(hold, *keys)
+        ratio = b / a if a and math.isfinite(a) and math.isfinite(b) and a > 0 else float("nan")
+        out[name] = {"policy": a, "hold": b, "difference": a - b, "hold_over_policy": ratio}
+    return out
+
+
+# ------------------------------------------------------------------------------------- many bags
+@dataclass
+class EvalOutput:
+    """What `run_evaluation` produced: one summary row per bag (skipped ones with their reason)."""
+
+    rows: list[dict[str, Any]]
+    results: list[BagResult]
+    out_dir: Path
+    metrics_path: Path
+    report_path: Path
+    table: str
+
+    @property
+    def evaluated(self) -> int:
+        return sum(1 for r in self.rows if r.get("ok"))
+
+    @property
+    def skipped(self) -> int:
+        return sum(1 for r in self.rows if not r.get("ok"))
+
+
+def load_configured_policy(cfg: VlaConfig) -> Policy:
+    """``policy.type`` from ``policy.checkpoint`` with ``policy.num_steps`` / ``policy.seed`` applied."""
+    from vla_ros.policy.registry import load_policy
+
+    p = cfg.policy
+    policy = load_policy(p.type, p.checkpoint, device=p.device, dtype=p.dtype)
+    policy.configure_sampling(num_steps=p.num_steps, seed=p.seed)
+    return policy
+
+
+def _unique_names(paths: list[Path]) -> list[str]:
+    names, seen = [], Counter()
+    for p in paths:
+        base = p.name or str(p)
+        if base.endswith(".mcap"):
+            base = base[:-5]
+        seen[base] += 1
+        names.append(base if seen[base] == 1 else f"{base}_{seen[base]}")
+    if len(set(names)) != len(names):  # a base name equal to an earlier suffixed one
+        names = [f"{i:02d}_{n}" for i, n in enumerate(names)]
+    return names
+
+
+def run_evaluation(bags: list[str | Path], cfg: VlaConfig, *, policy: Policy | None = None, out_dir: str | Path | None = None,
+                   progress: bool = True, plots: bool = True, title: str = "vla_ros offline evaluation",
+                   extra_info: dict[str, Any] | None = None, extra_html: str = "",
+                   log: Callable[[str], None] = print) -> EvalOutput:
+    """Evaluate every bag (a bad bag is reported and skipped), then write metrics.json, plots, index.html."""
+    import shutil
+
+    from vla_ros.policy.compat import check_compatible
+    from vla_ros.replay import plots as P
+    from vla_ros.replay import report as R
+
+    out = Path(out_dir or cfg.replay.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    own_policy = policy is None
+    if policy is None:
+        policy = load_configured_policy(cfg)
+    try:
+        meta = policy.metadata
+        check_compatible(meta, cfg.robot)
+        paths = [Path(b) for b in bags]
+        names = _unique_names(paths)
+        rows: list[dict[str, Any]] = []
+        results: list[BagResult] = []
+        bag_sections: list[tuple[str, dict, dict]] = []
+        all_metrics: list[dict[str, Any]] = []
+        for path, name in zip(paths, names):
+            out_bag = None
+            if cfg.replay.output_bag:
+                out_bag = out / "bags" / f"{name}_replay"
+                if out_bag.exists() and (out_bag / "metadata.yaml").is_file():
+                    shutil.rmtree(out_bag)  # our own output of an earlier run
+            try:
+                result = evaluate_bag(path, cfg, policy, progress=progress, out_bag=out_bag)
+            except BagError as exc:
+                log(f"skipped {name}: {exc}")
+                rows.append(R.summary_row(name, str(path), error=str(exc)))
+                all_metrics.append({"name": name, "bag": str(path), "ok": False, "error": str(exc)})
+                continue
+            except Exception as exc:  # noqa: BLE001 - one broken bag must not end a multi-bag evaluation
+                msg = f"bag {path}: evaluation failed: {type(exc).__name__}: {exc}"
+                log(f"skipped {name}: {msg}")
+                rows.append(R.summary_row(name, str(path), error=msg))
+                all_metrics.append({"name": name, "bag": str(path), "ok": False, "error": msg})
+                continue
+            result.name = name
+            for w in result.warnings:
+                log(f"warning ({name}): {w}")
+            figs = P.plot_bag(result, out / "plots" / name) if plots else {}
+            results.append(result)
+            rows.append(R.summary_row(name, str(path), result.metrics))
+            entry = {"name": name, "ok": True, **result.metrics}
+            if result.output_bag:
+                entry["output_bag"] = result.output_bag
+            all_metrics.append(entry)
+            bag_sections.append((name, result.metrics, figs))
+        summary_plot = P.plot_summary(rows, out / "plots" / "summary.png") if plots else None
+        mean = R.mean_row(rows)
+        info = {
+            "policy": meta.policy_type, "checkpoint": meta.checkpoint_id or "-", "robot": cfg.robot.name,
+            "trigger": f"{cfg.policy.trigger} ({cfg.policy.rate_hz:g} Hz)" if cfg.policy.trigger == "rate" else cfg.policy.trigger,
+            "executor": f"{cfg.executor.strategy} @ {cfg.executor.control_rate:g} Hz", "rtc": cfg.policy.rtc,
+            "latency": cfg.replay.latency if cfg.replay.latency != "fixed" else f"fixed {cfg.replay.fixed_latency:g} s",
+            **(extra_info or {}),
+        }
+        doc = {
+            "format": "vla_ros.eval", "version": 1, "info": info,
+            "policy": {"type": meta.policy_type, "checkpoint": meta.checkpoint_id, "horizon": meta.horizon, "dt": meta.dt,
+                       "action_mode": meta.action_mode.name.lower()},
+            "summary": {"evaluated": sum(1 for r in rows if r["ok"]), "skipped": sum(1 for r in rows if not r["ok"]),
+                        "rows": rows, "mean": mean},
+            "config": cfg.to_dict(),
+            "bags": all_metrics,
+        }
+        metrics_path = R.write_json(out / "metrics.json", doc)
+        report_path = R.write_html(out / "index.html", title=title, rows=rows, bags=bag_sections,
+                                   summary_plot=summary_plot, info=info, extra_html=extra_html)
+        table = R.format_table(rows)
+        return EvalOutput(rows, results, out, metrics_path, report_path, table)
+    finally:
+        if own_policy:
+            policy.close()
