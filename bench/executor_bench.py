@@ -45,6 +45,9 @@ os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")
 
 import numpy as np  # noqa: E402
 
+from vla_ros.ros.composed import GIL_SWITCH_INTERVAL  # noqa: E402
+
+DEFAULT_SWITCH_INTERVAL = sys.getswitchinterval()
 WARMUP_S = 0.5
 CHUNK_TOPIC = "bench_chunks"
 POSE_TOPIC = "/bench_ee_pose"
@@ -312,6 +315,7 @@ def main() -> int:
                         policy.step()
 
                 thread = threading.Thread(target=loop, daemon=True)  # created before any FIFO switch: normal
+                sys.setswitchinterval(GIL_SWITCH_INTERVAL)  # as `vla-ros run` does (vla_ros.ros.composed)
                 thread.start()
             try:
                 for sched in scheds:
@@ -325,6 +329,7 @@ def main() -> int:
                 stop.set()
                 if thread is not None:
                     thread.join()
+                    sys.setswitchinterval(DEFAULT_SWITCH_INTERVAL)
                 stop_feeder(feeder)
     finally:
         if rclpy.ok():

@@ -10,6 +10,7 @@ own worker thread as always.
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass, field
 
@@ -21,6 +22,12 @@ from rclpy.parameter import Parameter
 from vla_ros.ros.executor_node import ExecutorNode, set_realtime_priority
 from vla_ros.ros.launch_plan import LaunchPlan
 from vla_ros.ros.policy_node import PolicyNode
+
+
+# The control loop shares one interpreter with policy inference here: a thread that wants the GIL
+# waits up to the switch interval for a busy thread to yield it (CPython default 5 ms, half a
+# control period at 100 Hz). 0.5 ms bounds that wait (measured in bench/executor_bench.py).
+GIL_SWITCH_INTERVAL = 0.0005
 
 
 def _overrides(params: dict) -> list[Parameter]:
@@ -66,6 +73,7 @@ class ComposedGraph:
 def start_graph(plan: LaunchPlan, context: Context | None = None, args: list[str] | None = None) -> ComposedGraph:
     """Create both nodes of `plan` in this process, activate the policy node, spin each in a thread."""
     owns = context is None
+    sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
     if context is None:
         context = Context()
         rclpy.init(args=args, context=context)
