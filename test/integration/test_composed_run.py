@@ -105,6 +105,13 @@ def test_runtime_swap_changes_policy_without_tripping_the_watchdog(rclpy_context
         assert graph.policy_node.get_parameter("policy.checkpoint").value == checkpoints[1]
         status = graph.executor_node.core.status(graph.executor_node.now())
         assert status.watchdog_trips == trips_before  # the executor never ran dry during the swap
+
+        # Another policy type altogether: the policy_id of the chunks changes too.
+        held = call(policy_type="hold", checkpoint="")
+        assert held.success and held.policy_id == "hold", held.message
+        n = len(chunks)
+        assert spin_until(ex, lambda: len(chunks) >= n + 2, timeout=30)
+        assert chunks[-1].policy_id == "hold" and chunks[-1].checkpoint_id == ""
     finally:
         ex.shutdown()
         probe.destroy_node()
