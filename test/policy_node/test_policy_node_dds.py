@@ -145,16 +145,17 @@ def test_entry_point_stays_up_in_error_state_when_the_policy_cannot_load(rclpy_c
     from ros_helpers import spin_until
 
     proc = start_process("vla_ros.ros.policy_node", "--policy", "flow_matching", "--checkpoint", "/nonexistent/ckpt",
-                         "--ros-args", "-p", "policy.status_rate_hz:=10.0", env=ENV)
+                         "--ros-args", "-r", "__ns:=/entry_point_test", "-p", "policy.status_rate_hz:=10.0", env=ENV)
     node = Node("entry_point_test", context=rclpy_context)
     executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(node)
     status = []
-    node.create_subscription(PolicyStatus, "policy_status", status.append, RELIABLE)
+    # its own namespace: no other node's status (another test's, a stray process) can reach this subscription
+    node.create_subscription(PolicyStatus, "/entry_point_test/policy_status", status.append, RELIABLE)
     try:
         assert spin_until(executor, lambda: len(status) >= 3, timeout=40.0), stop_process(proc)
         assert proc.poll() is None  # still running: no crash loop
-        assert all(s.state == PolicyStatus.STATE_ERROR for s in status)
+        assert all(s.state == PolicyStatus.STATE_ERROR for s in status), [(s.state_name, s.message) for s in status]
         assert "cannot load the policy (policy.type='flow_matching', policy.checkpoint='/nonexistent/ckpt'" in status[-1].message
     finally:
         executor.shutdown()

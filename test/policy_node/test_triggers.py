@@ -5,22 +5,8 @@ import pytest
 
 from node_testlib import executor_status, observation
 from vla_ros.core.executor_feedback import EXECUTOR_STATE_ESTOP, ExecutorFeedback, rtc_guidance
-from vla_ros.core.triggers import QueueTrigger, RateTrigger
+from vla_ros.core.triggers import QueueTrigger
 from vla_ros.msg import ExecutorStatus
-
-
-def test_rate_trigger_fires_once_per_period_and_skips_missed_ones():
-    r = RateTrigger(10.0)
-    assert r.due(0.0)
-    assert not r.due(0.05)
-    assert r.due(0.1)
-    assert not r.due(0.15)
-    assert r.due(0.21)  # keeps the 0.1 s phase
-    assert r.due(0.31)
-    assert r.due(1.0)  # long gap: fires once, not 7 times in a row
-    assert not r.due(1.01)
-    with pytest.raises(ValueError, match="rate_hz"):
-        RateTrigger(0.0)
 
 
 def feedback(stamp, **kw):

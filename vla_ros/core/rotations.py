@@ -113,14 +113,3 @@ def quat_to_matrix(q: np.ndarray) -> np.ndarray:
         ],
         axis=-2,
     )
-
-
-def pose_to_vec(position: np.ndarray, quat: np.ndarray) -> np.ndarray:
-    """(position, quaternion) -> 6-vector (x, y, z, rx, ry, rz)."""
-    return np.concatenate([np.asarray(position, np.float64), quat_to_rotvec(quat)], axis=-1)
-
-
-def vec_to_pose(vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """6-vector (x, y, z, rx, ry, rz) -> (position, quaternion)."""
-    vec = np.asarray(vec, dtype=np.float64)
-    return vec[..., :3].copy(), rotvec_to_quat(vec[..., 3:6])

@@ -280,6 +280,19 @@ def leaf_types(cls: type, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def read_json(path: str, what: str, hint: str = "") -> Any:
+    """Parsed JSON of `path`; FileNotFoundError naming `what` (+ hint) if missing, ConfigError if unreadable."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: {what} not found" + (f" ({hint})" if hint else "")) from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read JSON: {exc}") from None
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``"policy.device=cuda"`` -> ("policy.device", "cuda"); the value is read as YAML."""
     key, sep, raw = text.partition("=")

@@ -1,6 +1,7 @@
-"""When to run the next inference: at a fixed rate, or when the executor's plan runs low. ROS-free.
+"""When to run the next inference when the executor's plan runs low (policy.trigger 'queue'). ROS-free.
 
-Both triggers only *decide*; the inference worker enforces "at most one in flight" and always
+The fixed-rate trigger needs no object: the node uses a timer, the replay a scheduled event on its
+simulated clock. The trigger only *decides*; the inference worker enforces "at most one in flight" and always
 uses the newest synchronized observation. Time is passed in (ROS time), so the replay drives them
 on its simulated clock exactly as the node does on the real one.
 
@@ -15,30 +16,9 @@ chunks would be discarded) and when the newest status is older than ``status_tim
 
 from __future__ import annotations
 
-import math
 import threading
 
 from vla_ros.core.executor_feedback import EXECUTOR_STATE_ESTOP, ExecutorFeedback
-
-
-class RateTrigger:
-    """Due every ``1 / rate_hz`` seconds; missed periods are skipped, not caught up."""
-
-    def __init__(self, rate_hz: float):
-        if not (math.isfinite(rate_hz) and rate_hz > 0.0):
-            raise ValueError(f"rate_hz: expected a positive number, got {rate_hz!r}")
-        self.period = 1.0 / float(rate_hz)
-        self._next: float | None = None
-
-    def due(self, now: float) -> bool:
-        if self._next is None or now + 1e-9 >= self._next:
-            base = now if self._next is None or now - self._next > self.period else self._next
-            self._next = base + self.period
-            return True
-        return False
-
-    def reset(self) -> None:
-        self._next = None
 
 
 class QueueTrigger:

@@ -72,10 +72,6 @@ class EEPose:
         """6-vector (x, y, z, rx, ry, rz)."""
         return np.concatenate([self.position, quat_to_rotvec(self.orientation)])
 
-    @classmethod
-    def identity(cls, frame_id: str = "") -> "EEPose":
-        return cls(np.zeros(3), np.array([0.0, 0.0, 0.0, 1.0]), frame_id)
-
 
 @dataclass(frozen=True)
 class Observation:

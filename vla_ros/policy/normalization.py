@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_ros.core.schema import read_json
+
 NORM_STATS_FILE = "norm_stats.json"
 KINDS = ("mean_std", "quantile", "none")
 _EPS = 1e-6
@@ -122,14 +124,7 @@ class NormStats:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "NormStats":
         path = os.fspath(path)
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: normalization stats not found") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: cannot read JSON: {exc}") from None
-        return cls.from_dict(data, path)
+        return cls.from_dict(read_json(path, "normalization stats"), path)
 
     def check_dims(self, state_dim: int, action_dim: int, where: str = NORM_STATS_FILE) -> None:
         """Raise unless the stats match the policy's state/action sizes."""

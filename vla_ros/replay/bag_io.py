@@ -371,10 +371,6 @@ class Bag:
         self.close()
 
 
-def open_bag(path: str | os.PathLike) -> Bag:
-    return Bag(path)
-
-
 # ---------------------------------------------------------------------------------------- messages
 def _time_fields(t: float) -> tuple[int, int]:
     return sec_to_sec_nanosec(t)

@@ -17,7 +17,7 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Header
 
 from vla_ros.core import msg_decode
-from vla_ros.core.msg_decode import MessageError, SUPPORTED_ENCODINGS, stamp_to_sec  # noqa: F401 (re-export)
+from vla_ros.core.msg_decode import MessageError, SUPPORTED_ENCODINGS
 from vla_ros.core.rotations import rotvec_to_quat
 from vla_ros.core.types import ActionChunk, ActionMode, EEPose
 from vla_ros.msg import ActionChunk as ActionChunkMsg

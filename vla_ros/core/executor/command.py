@@ -50,10 +50,6 @@ class Command:
     limits: tuple[str, ...] = ()
     reason: str = ""
 
-    @property
-    def clamped(self) -> bool:
-        return bool(self.limits)
-
 
 @dataclass(frozen=True)
 class ExecutorStatusData:

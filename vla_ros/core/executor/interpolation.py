@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from vla_ros.core.rotations import quat_normalize, quat_slerp, quat_to_rotvec, rotvec_to_quat
+from vla_ros.core.rotations import quat_normalize, quat_slerp, quat_to_rotvec
 
 
 @dataclass(frozen=True)
@@ -159,12 +159,6 @@ class Waypoints:
         if not (self.positions.shape[0] == self.quaternions.shape[0] == self.gripper.shape[0] == n):
             raise ValueError("waypoints: times, positions, quaternions and gripper must have the same length")
         self._tlist = times.tolist()
-
-    @classmethod
-    def from_actions(cls, times: np.ndarray, actions: np.ndarray) -> "Waypoints":
-        """From [N, 7] actions (x, y, z, rx, ry, rz, gripper) at `times`."""
-        actions = np.asarray(actions, np.float64)
-        return cls(times, actions[:, :3], rotvec_to_quat(actions[:, 3:6]), actions[:, 6])
 
     @property
     def start(self) -> float:

@@ -227,13 +227,7 @@ class FlowMatchingConfig:
     def from_json(cls, path: str | os.PathLike) -> "FlowMatchingConfig":
         """Read and validate; errors name the file and the key."""
         path = os.fspath(path)
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: checkpoint config not found (a flow_matching checkpoint needs {CONFIG_FILE})") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read JSON: {exc}") from None
+        data = schema.read_json(path, "checkpoint config", f"a flow_matching checkpoint needs {CONFIG_FILE}")
         try:
             return cls.from_dict(data)
         except ConfigError as exc:
