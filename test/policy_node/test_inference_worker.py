@@ -197,3 +197,73 @@ def test_latency_window_statistics():
     assert len(lw) == 100 and lw.last == pytest.approx(0.2)
     assert lw.mean == pytest.approx(0.1505)
     assert lw.p99 == pytest.approx(np.percentile(np.arange(101, 201) / 1000, 99))
+
+
+class BatchRecordingPolicy(GatedPolicy):
+    """`GatedPolicy` that also records the order of resets and batches (what run_pending called)."""
+
+    def __init__(self, fail_batch: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.events: list = []
+        self.fail_batch = fail_batch
+
+    def reset(self):
+        super().reset()
+        self.events.append("reset")
+
+    def infer_batch(self, observations):
+        self.events.append(("batch", [o.stamp for o in observations]))
+        if self.fail_batch:
+            raise ValueError("observation.images: bad frame in the batch")
+        return super().infer_batch(observations)
+
+
+def test_pending_inferences_run_batched_per_task_like_run_once_in_order():
+    src, out = Source(), []
+    w = make_worker(src, out, clock=lambda: 100.5)
+    policy = BatchRecordingPolicy()
+    w.set_policy(policy)
+    pending = []
+    for stamp, text in ((100.0, "pick"), (100.1, "pick"), (100.2, "place"), (100.3, "place"), (100.4, "place")):
+        src.newest = observation(stamp, x=stamp - 99.6, instruction=text)
+        pending.append(w.take_pending())
+    assert w.take_pending() is None and w.stats.no_observation == 1
+    assert [p.new_task for p in pending] == [False, False, True, False, False]
+    records = w.run_pending(pending)
+    # one batch per task, the reset between them (as run_once would reset before the first "place")
+    assert policy.events == [("batch", [100.0, 100.1]), "reset", ("batch", [100.2, 100.3, 100.4])]
+    assert [r.chunk.seq for r in records] == [0, 1, 2, 3, 4] and out == records
+    for p, r in zip(pending, records):
+        assert r.chunk.stamp == p.observation.stamp and r.chunk.frame_id == "base_link"
+        assert r.chunk.observation_age == pytest.approx(100.5 - p.observation.stamp)
+        np.testing.assert_allclose(r.chunk.actions[0, :3], p.observation.ee_pose.position)  # hold: where it was
+    # latency = each chunk's share of its batch
+    assert records[0].chunk.inference_latency == pytest.approx((records[0].infer_end - records[0].infer_start) / 2)
+    assert w.stats.used == 5
+
+
+def test_a_failing_batch_is_retried_one_by_one_so_only_the_bad_observation_is_lost():
+    src, out, errors = Source(), [], []
+    w = make_worker(src, out, on_error=errors.append)
+    policy = BatchRecordingPolicy(fail_batch=True, fail_first=1)  # the batch fails, then the first single infer
+    w.set_policy(policy)
+    pending = []
+    for stamp in (1.0, 2.0, 3.0):
+        src.newest = observation(stamp)
+        pending.append(w.take_pending())
+    records = w.run_pending(pending)
+    assert records[0] is None and [r.chunk.stamp for r in records[1:]] == [2.0, 3.0]
+    assert len(errors) == 1 and "policy.infer failed: RuntimeError" in errors[0] and w.stats.errors == 1
+    assert [r.chunk.seq for r in records[1:]] == [0, 1]
+
+
+def test_batched_inference_refuses_guidance():
+    src, out = Source(), []
+    w = make_worker(src, out, guidance=lambda obs, meta: None)
+    w.set_policy(GatedPolicy())
+    src.newest = observation(1.0)
+    a = w.take_pending()
+    src.newest = observation(2.0)
+    b = w.take_pending()
+    with pytest.raises(ValueError, match="batched inference cannot use guidance"):
+        w.run_pending([a, b])

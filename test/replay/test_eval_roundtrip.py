@@ -116,3 +116,27 @@ def test_cli_eval_with_topic_remap_and_summary(tmp_path, episode_bags, capsys):
     assert rc == 1  # one bag evaluated, the other skipped: its cameras are not where the remap says
     assert "skipped ep_mcap" in text and "/scene/rgb (camera 'primary', robot.camera_topics) is not in the bag" in text
     assert "renamed" in text and "report:" in text and (tmp_path / "cli" / "index.html").is_file()
+
+
+def test_batched_inference_replays_the_same_chunks_and_commands(episode_bags, sim_cfg, policy):
+    one = evaluate_bag(episode_bags["mcap"], sim_cfg.with_overrides({"replay.batch_size": 1}), policy, progress=False)
+    four = evaluate_bag(episode_bags["mcap"], sim_cfg.with_overrides({"replay.batch_size": 4}), policy, progress=False)
+    assert one.metrics["inference_batch"] == 1 and four.metrics["inference_batch"] == 4
+    ca, cb = _chunks(one), _chunks(four)
+    assert len(ca) >= 8 and len(ca) == len(cb)  # several flushes of 4 during the bag, the rest at the end
+    for x, y in zip(ca, cb):
+        assert x.stamp == y.stamp and x.seq == y.seq and x.observation_age == y.observation_age
+        np.testing.assert_allclose(y.actions, x.actions, atol=1e-5)  # same observations, same noise
+    for lane in ("policy", "hold"):
+        a, b = one.lanes[lane].arrays(), four.lanes[lane].arrays()
+        np.testing.assert_array_equal(a["t"], b["t"])
+        np.testing.assert_allclose(b["position"], a["position"], atol=1e-5)
+        np.testing.assert_array_equal(a["hold"], b["hold"])
+        assert [r.arrival for r in one.lanes[lane].records] == [r.arrival for r in four.lanes[lane].records]
+    assert four.metrics["policy"]["commands"]["position_error_m"]["mean"] == pytest.approx(
+        one.metrics["policy"]["commands"]["position_error_m"]["mean"], abs=1e-6)
+    # chunks that depend on the executor or on wall time are never batched
+    for overrides in ({"replay.latency": "measured"}, {"policy.rtc": True}, {"policy.trigger": "queue"}):
+        r = evaluate_bag(episode_bags["mcap"], sim_cfg.with_overrides({**overrides, "replay.batch_size": 4}), policy,
+                         progress=False)
+        assert r.metrics["inference_batch"] == 1, overrides

@@ -240,6 +240,11 @@ class ReplayConfig:
         choices=("none", "measured", "fixed"),
     )
     fixed_latency: float = param(0.1, "Injected latency for replay.latency = fixed (s).", min=0.0, max=10.0)
+    batch_size: int = param(
+        16, "Observations per batched inference when no chunk can depend on the executor (policy.trigger rate, "
+        "policy.rtc off, replay.latency none, no output bag): the same chunks, several times faster; the reported "
+        "inference latency is then each chunk's share of its batch. 1 = one inference at a time.", min=1, max=1024,
+    )
     max_gap: float = param(
         0.25, "Ground truth is interpolated only between samples closer than this; other times are not scored (s).",
         min=0.0,

@@ -17,6 +17,12 @@ Flow of one inference (`run_once`, also callable synchronously, e.g. by the repl
   the previous policy so the caller can `close()` it.
 - A policy exception is counted and reported through ``on_error``; the thread keeps running.
 - When the instruction changes, `policy.reset()` is called before the next inference (new task).
+
+Offline, the replay may split an inference in two: `take_pending()` at the trigger time (the
+observation the node would have used) and later `run_pending()` on several of them at once, which
+runs them as one `Policy.infer_batch` per run of the same task (resets in between, as `run_once`
+does) and stamps each chunk as `run_once` would; ``inference_latency`` is then each chunk's share
+of its batch's wall time.
 """
 
 from __future__ import annotations
@@ -33,6 +39,21 @@ from vla_ros.core.types import ActionChunk, ChunkGuidance, Observation
 
 TakeFn = Callable[[float], Any]  # now -> ObservationSample-like (has .observation) | Observation | None
 GuidanceFn = Callable[[Observation, Any], "ChunkGuidance | None"]  # (observation, metadata) -> guidance
+
+
+@dataclass(frozen=True)
+class PendingInference:
+    """An observation taken for inference that has not run yet (see `InferenceWorker.take_pending`)."""
+
+    sample: Any
+    requested_at: float
+    taken_at: float
+    age: float  # [s] ROS time at the take minus the observation stamp
+    new_task: bool  # the instruction changed since the previous one: reset the policy first
+
+    @property
+    def observation(self) -> Observation:
+        return getattr(self.sample, "observation", self.sample)
 
 
 @dataclass(frozen=True)
@@ -224,42 +245,96 @@ class InferenceWorker:
     def run_once(self, requested_at: float | None = None) -> InferenceRecord | None:
         """Take the newest observation, infer, publish; the record, or None if nothing was published."""
         with self._infer_lock:
-            policy, meta = self._policy, self._metadata
-            if policy is None:
-                return None
-            taken_at = time.perf_counter()
-            requested_at = taken_at if requested_at is None else requested_at
-            now = self._clock()
-            sample = self._take(now)
-            if sample is None:
-                self.stats.no_observation += 1
-                return None
-            obs: Observation = getattr(sample, "observation", sample)
-            if self._last_instruction is not None and obs.instruction != self._last_instruction:
+            pending = self._take_pending(requested_at)
+            return None if pending is None else self._run([pending], guided=True)[0]
+
+    def take_pending(self, requested_at: float | None = None) -> PendingInference | None:
+        """Take the newest observation now, infer later with `run_pending` (None: no observation)."""
+        with self._infer_lock:
+            return self._take_pending(requested_at)
+
+    def run_pending(self, pending: list[PendingInference]) -> list[InferenceRecord | None]:
+        """Infer taken observations in order, batched per task; a record (published) or None (error) each.
+
+        No Real-Time Chunking here: guidance depends on the executor state at each inference, so a
+        caller with a guidance function runs `run_once` instead (ValueError otherwise).
+        """
+        if self._guidance is not None and len(pending) > 1:
+            raise ValueError("run_pending: batched inference cannot use guidance (RTC); use run_once")
+        with self._infer_lock:
+            return self._run(pending, guided=False)
+
+    def _take_pending(self, requested_at: float | None) -> PendingInference | None:
+        if self._policy is None:
+            return None
+        taken_at = time.perf_counter()
+        requested_at = taken_at if requested_at is None else requested_at
+        sample = self._take(self._clock())
+        if sample is None:
+            self.stats.no_observation += 1
+            return None
+        obs: Observation = getattr(sample, "observation", sample)
+        new_task = self._last_instruction is not None and obs.instruction != self._last_instruction
+        self._last_instruction = obs.instruction
+        return PendingInference(sample, requested_at, taken_at, self._clock() - obs.stamp, new_task)
+
+    def _run(self, pending: list[PendingInference], guided: bool) -> list[InferenceRecord | None]:
+        """Runs of the same task go to the policy together; a failing batch is retried one by one
+        (validation comes before any noise is drawn, so the retries give the sequential chunks)."""
+        policy = self._policy
+        out: list[InferenceRecord | None] = []
+        i = 0
+        while i < len(pending):
+            j = i + 1
+            while j < len(pending) and not pending[j].new_task:
+                j += 1
+            group = pending[i:j]
+            if group[0].new_task and policy is not None:
                 policy.reset()  # new task: forget episode state
-            self._last_instruction = obs.instruction
-            guidance = self._guidance(obs, meta) if self._guidance is not None else None
-            age = self._clock() - obs.stamp
-            infer_start = time.perf_counter()
-            try:
-                chunk = policy.infer(obs, guidance=guidance)
-            except Exception as exc:  # noqa: BLE001 - any policy failure is reported, never fatal
-                self._error(f"policy.infer failed: {type(exc).__name__}: {exc}")
-                return None
-            infer_end = time.perf_counter()
-            chunk = chunk.with_fields(
-                stamp=obs.stamp,
-                seq=self._seq,
-                inference_latency=infer_end - taken_at,
-                observation_age=max(0.0, age),
-                frame_id=chunk.frame_id or self.default_frame,
-                policy_id=chunk.policy_id or getattr(meta, "policy_id", ""),
-                checkpoint_id=chunk.checkpoint_id or getattr(meta, "checkpoint_id", ""),
-            )
-            record = InferenceRecord(chunk, sample, guidance, requested_at, taken_at, infer_start, infer_end)
-            self._seq += 1
-            self.stats.used += 1
-            self.stats.latency.add(chunk.inference_latency)
-            self.stats.last_error = ""
-            self._publish(record)
-            return record
+            if len(group) > 1:
+                start = time.perf_counter()
+                try:
+                    chunks = policy.infer_batch([p.observation for p in group])
+                except Exception:  # noqa: BLE001 - find the failing observation(s) one at a time below
+                    chunks = None
+                end = time.perf_counter()
+                if chunks is not None and len(chunks) == len(group):
+                    share = (end - start) / len(group)
+                    out.extend(self._finish(p, c, None, p.taken_at, start, end, share) for p, c in zip(group, chunks))
+                    i = j
+                    continue
+            for p in group:
+                out.append(self._infer_one(policy, p, guided))
+            i = j
+        return out
+
+    def _infer_one(self, policy: Any, p: PendingInference, guided: bool) -> InferenceRecord | None:
+        guidance = self._guidance(p.observation, self._metadata) if (guided and self._guidance is not None) else None
+        start = time.perf_counter()
+        try:
+            chunk = policy.infer(p.observation, guidance=guidance)
+        except Exception as exc:  # noqa: BLE001 - any policy failure is reported, never fatal
+            self._error(f"policy.infer failed: {type(exc).__name__}: {exc}")
+            return None
+        end = time.perf_counter()
+        return self._finish(p, chunk, guidance, p.taken_at, start, end, end - p.taken_at)
+
+    def _finish(self, p: PendingInference, chunk: ActionChunk, guidance: ChunkGuidance | None, taken_at: float,
+                infer_start: float, infer_end: float, latency: float) -> InferenceRecord:
+        meta = self._metadata
+        chunk = chunk.with_fields(
+            stamp=p.observation.stamp,
+            seq=self._seq,
+            inference_latency=latency,
+            observation_age=max(0.0, p.age),
+            frame_id=chunk.frame_id or self.default_frame,
+            policy_id=chunk.policy_id or getattr(meta, "policy_id", ""),
+            checkpoint_id=chunk.checkpoint_id or getattr(meta, "checkpoint_id", ""),
+        )
+        record = InferenceRecord(chunk, p.sample, guidance, p.requested_at, taken_at, infer_start, infer_end)
+        self._seq += 1
+        self.stats.used += 1
+        self.stats.latency.add(chunk.inference_latency)
+        self.stats.last_error = ""
+        self._publish(record)
+        return record

@@ -420,8 +420,12 @@ class ObservationBuilder:
         norm = (raw - self.spec.gripper_closed) / (self.spec.gripper_open - self.spec.gripper_closed)
         return float(min(1.0, max(0.0, norm)))
 
-    def add_ee_pose(self, msg: Any, now: float) -> InputProblem | None:
-        """geometry_msgs/PoseStamped of the end effector, in robot.base_frame (or an empty frame_id)."""
+    def add_ee_pose(self, msg: Any, now: float, decoded: Any = None) -> InputProblem | None:
+        """geometry_msgs/PoseStamped of the end effector, in robot.base_frame (or an empty frame_id).
+
+        decoded: ``msg_decode.pose_to_ee(msg.pose, frame_id or robot.base_frame)`` when the caller
+        already has it (the replay decodes each pose once for all its lanes); None = decode here.
+        """
         topic = self.spec.ee_pose_topic
         if EE_POSE not in self.topics:
             raise KeyError("the EE pose is not part of this observation (policy does not need it)")
@@ -435,10 +439,12 @@ class ObservationBuilder:
             return self._problem(
                 topic, "frame", f"{topic}: header.frame_id: expected {base!r} (robot.base_frame) or empty, got {frame!r}"
             )
-        try:
-            pose = msg_decode.pose_to_ee(msg.pose, frame or base, topic)
-        except MessageError as exc:
-            return self._problem(topic, "nonfinite", str(exc))
+        pose = decoded
+        if pose is None:
+            try:
+                pose = msg_decode.pose_to_ee(msg.pose, frame or base, topic)
+            except MessageError as exc:
+                return self._problem(topic, "nonfinite", str(exc))
         return self._queue(EE_POSE, topic, st[0], (st[1], pose), now)
 
     # ------------------------------------------------------------------ output

@@ -12,6 +12,8 @@ The functions accept a single rotation (shape ``(4,)`` / ``(3,)``) or a batch (`
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 _EPS = 1e-12
@@ -20,6 +22,14 @@ _EPS = 1e-12
 def quat_normalize(q: np.ndarray) -> np.ndarray:
     """Unit-normalise and move to the w >= 0 hemisphere. Raises on a zero quaternion."""
     q = np.asarray(q, dtype=np.float64)
+    if q.shape == (4,):  # the per-message / per-tick case: plain floats are ~5x cheaper than numpy calls
+        x, y, z, w = q.tolist()
+        n = math.sqrt(x * x + y * y + z * z + w * w)
+        if n < _EPS:
+            raise ValueError("quaternion has zero norm; expected a unit quaternion (x, y, z, w)")
+        if w / n < 0.0:
+            n = -n
+        return np.array([x / n, y / n, z / n, w / n])
     n = np.linalg.norm(q, axis=-1, keepdims=True)
     if np.any(n < _EPS):
         raise ValueError("quaternion has zero norm; expected a unit quaternion (x, y, z, w)")

@@ -50,7 +50,7 @@ def _finite_array(name: str, value, shape_tail: tuple[int, ...] | None, ndim: in
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
     if shape_tail is not None and arr.shape[-len(shape_tail):] != shape_tail:
         raise ValueError(f"{name}: expected shape (..., {', '.join(map(str, shape_tail))}), got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
+    if not np.isfinite(arr).all():
         raise ValueError(f"{name}: contains NaN or inf")
     return arr
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import numpy as np
 
@@ -97,8 +97,26 @@ class Policy(abc.ABC):
         stamped with `observation.stamp`; the caller fills in seq and latency.
         """
 
+    def infer_batch(self, observations: Sequence[Observation]) -> list[ActionChunk]:
+        """Chunks for several observations at once, as `infer` called on each in order would give.
+
+        Offline evaluation batches the observations whose chunks cannot depend on each other
+        (`vla_ros.replay.evaluate`); a policy that can run them as one batch (the flow-matching
+        VLA: one forward pass for all) overrides this. The default calls `infer` in order.
+        A stochastic policy draws each observation's noise in order, as `infer` would, so the
+        batch matches the sequential chunks up to floating-point rounding.
+        """
+        return [self.infer(ob) for ob in observations]
+
     def configure_sampling(self, num_steps: int | None = None, seed: int | None = None) -> None:
         """Apply the node's ``policy.num_steps`` / ``policy.seed``. Deterministic policies ignore it."""
+
+    def warmup(self, batch_size: int = 1) -> None:
+        """Pay one-time costs (graph tracing / capture, first-call allocations) before the first real
+        chunk, so it does not arrive late on a running robot. Called after `configure_sampling` by
+        the node (also before a runtime swap) and the replay (``batch_size`` > 1: also for
+        `infer_batch` of that many). Must not change what later calls return (no noise drawn from
+        the policy's generator). Default: nothing to warm up."""
 
     def reset(self) -> None:
         """Forget any episode state (new instruction, new episode). Default: nothing to forget."""

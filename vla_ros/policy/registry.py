@@ -10,7 +10,12 @@ from __future__ import annotations
 import importlib
 from importlib import metadata
 
+from typing import TYPE_CHECKING
+
 from vla_ros.policy.base import Policy, PolicyMetadata
+
+if TYPE_CHECKING:
+    from vla_ros.core.config import PolicyConfig
 
 ENTRY_POINT_GROUP = "vla_ros.policies"
 
@@ -57,3 +62,23 @@ def describe_policy(policy_type: str, checkpoint: str | None) -> PolicyMetadata:
 def load_policy(policy_type: str, checkpoint: str | None, device: str = "cpu", dtype: str = "float32") -> Policy:
     """Resolve `policy_type` and load it from `checkpoint`."""
     return get_policy_class(policy_type).load(checkpoint or None, device=device, dtype=dtype)
+
+
+def load_configured_policy(pcfg: PolicyConfig) -> Policy:
+    """Load ``policy.type`` from ``policy.checkpoint``, apply ``policy.seed`` / ``policy.num_steps``
+    and warm it up (so the first chunk, also after a runtime swap, is not late).
+
+    Errors are re-raised as one exception whose text names the parameters.
+    """
+    where = f"policy.type={pcfg.type!r}, policy.checkpoint={pcfg.checkpoint or '(default)'!r}, policy.device={pcfg.device!r}"
+    try:
+        policy = load_policy(pcfg.type, pcfg.checkpoint, device=pcfg.device, dtype=pcfg.dtype)
+    except Exception as exc:  # noqa: BLE001 - whatever a plugin raises, report it with our parameters
+        raise RuntimeError(f"cannot load the policy ({where}): {type(exc).__name__}: {exc}") from exc
+    policy.configure_sampling(num_steps=pcfg.num_steps, seed=pcfg.seed)
+    try:
+        policy.warmup()
+    except Exception as exc:  # noqa: BLE001 - same: a policy that cannot run a first sampling is not loaded
+        policy.close()
+        raise RuntimeError(f"cannot warm up the policy ({where}): {type(exc).__name__}: {exc}") from exc
+    return policy

@@ -183,7 +183,8 @@ def run_demo(settings: DemoSettings | None = None, log: Callable[[str], None] = 
     from vla_ros.policy.flow_matching.tiny import make_tiny_checkpoint
     from vla_ros.replay import plots as P
     from vla_ros.replay.dataset import samples_from_bags
-    from vla_ros.replay.evaluate import load_configured_policy, run_evaluation
+    from vla_ros.policy.registry import load_configured_policy
+    from vla_ros.replay.evaluate import run_evaluation
     from vla_ros.replay.synthetic import SceneConfig, generate_episodes
 
     s = settings or DemoSettings()
@@ -224,7 +225,7 @@ def run_demo(settings: DemoSettings | None = None, log: Callable[[str], None] = 
     extra = (f"<h2>Training</h2><p>{stats.steps} steps (batch {s.batch_size}) on {stats.samples} samples from "
              f"{len(gen.train)} synthetic episodes in {stats.seconds:.1f} s; final loss {stats.final_loss:.4f}. "
              f"Evaluated on {len(gen.test)} held-out episodes.</p>" + (_img(loss_png, "training loss") if loss_png else ""))
-    trained = load_configured_policy(cfg)  # the checkpoint as saved on disk
+    trained = load_configured_policy(cfg.policy)  # the checkpoint as saved on disk
     try:
         ev = run_evaluation(gen.test, cfg, policy=trained, out_dir=out / "report", progress=s.progress,
                             title="vla_ros demo: tiny flow-matching policy vs hold on held-out synthetic episodes",

@@ -15,7 +15,18 @@ The loop drives the same ROS-free code the nodes run, with a simulated clock ins
   "in flight" further triggers are skipped, as the node's worker skips them.
 
 Nothing sleeps: the replay runs as fast as the policy allows, and with latency none or fixed it
-is deterministic (same chunks, same commands). The `hold` baseline runs in a second lane on the
+is deterministic (same chunks, same commands).
+
+Batched inference (``replay.batch_size``): when no chunk can depend on the executor - trigger
+``rate``, no RTC, latency ``none`` (and no output bag) - a lane only *takes* the observation at
+each trigger (`InferenceWorker.take_pending`, exactly the one the node would use) and records its
+executor events (ticks with their feedback pose, chunk arrivals); every ``batch_size`` triggers it
+runs them as one batched inference (`Policy.infer_batch`, resets between tasks as the node does)
+and then replays the recorded executor events in order. Same observations, same noise, same
+executor inputs as one-at-a-time inference, up to float rounding of the batched forward pass
+(tested); a flow-matching chunk then costs a fraction of a batch-1 forward pass on CPU or GPU.
+Reported inference latency is then each chunk's share of its batch; ``replay.batch_size = 1`` (or
+``replay.latency = measured``) gives per-chunk latencies. The `hold` baseline runs in a second lane on the
 same message stream (one pass over the bag for both). The replay is open loop: the recorded
 robot did what it did; the commands are scored against what was actually commanded
 (`vla_ros.replay.ground_truth`, `vla_ros.replay.metrics`).
@@ -40,13 +51,14 @@ from vla_ros.core import msg_decode
 from vla_ros.core.config import ConfigError, VlaConfig
 from vla_ros.core.executor import ChunkExecutor, ExecutorStatusData
 from vla_ros.core.executor_feedback import ExecutorFeedback, rtc_guidance
-from vla_ros.core.inference_worker import InferenceRecord, InferenceWorker
+from vla_ros.core.inference_worker import InferenceRecord, InferenceWorker, PendingInference
 from vla_ros.core.observation_builder import InputProblem, ObservationBuilder, ObservationSpec
 from vla_ros.core.rotations import rotvec_to_quat
 from vla_ros.core.triggers import QueueTrigger
 from vla_ros.core.types import ActionChunk, ChunkGuidance, EEPose, Observation
 from vla_ros.policy.base import Policy
 from vla_ros.policy.hold import HoldPolicy
+from vla_ros.policy.registry import load_configured_policy
 from vla_ros.replay import metrics as M
 from vla_ros.replay.bag_io import (
     IMAGE_TYPES, JOINT_STATE_TYPES, POSE_TYPES, STRING_TYPES, Bag, BagError, BagWriter,
@@ -70,9 +82,12 @@ class _SimFeedback(ExecutorFeedback):
 
 @dataclass
 class ChunkRecord:
-    """One inference of a lane: the chunk, when it was triggered and when the executor got it."""
+    """One inference of a lane: the chunk, when it was triggered and when the executor got it.
 
-    chunk: ActionChunk
+    A batched lane creates it at the trigger with ``chunk`` None and fills it after the batch.
+    """
+
+    chunk: ActionChunk | None
     triggered_at: float  # sim time the inference started (observation taken)
     arrival: float  # sim time the chunk was submitted to the executor
     wall_latency: float  # [s] measured wall time (observation taken -> chunk ready)
@@ -107,7 +122,8 @@ class Timing:
 class Lane:
     """One policy + its own builder, worker, trigger and executor on the shared simulated clock."""
 
-    def __init__(self, name: str, policy: Policy, spec: ObservationSpec, cfg: VlaConfig, clock: Callable[[], float]):
+    def __init__(self, name: str, policy: Policy, spec: ObservationSpec, cfg: VlaConfig, clock: Callable[[], float],
+                 batch_size: int = 1):
         self.name = name
         self.cfg = cfg
         self.policy = policy
@@ -152,6 +168,10 @@ class Lane:
         self.cmd_clamped: list[bool] = []
         self.status: ExecutorStatusData | None = None
         self.timing = Timing()
+        # batched inference (module docstring): taken observations, and executor events to replay
+        self.batch_size = max(1, int(batch_size))
+        self._pending: list[tuple[PendingInference, ChunkRecord]] = []
+        self._deferred: list[tuple] = []
 
     # ---------------------------------------------------------------- callbacks
     def _on_problem(self, p: InputProblem) -> None:
@@ -182,6 +202,15 @@ class Lane:
             self.skipped_busy += 1
             return None
         t0 = time.perf_counter()
+        if self.batch_size > 1:
+            pending = self.worker.take_pending()
+            self.timing.policy += time.perf_counter() - t0
+            if pending is None:
+                return None
+            rec = ChunkRecord(None, now, now, 0.0, 0.0)  # latency none: it arrives now, filled at the flush
+            self._pending.append((pending, rec))
+            self.in_flight = rec
+            return rec
         self._guided_now = False
         record: InferenceRecord | None = self.worker.run_once()
         self.timing.policy += time.perf_counter() - t0
@@ -198,6 +227,12 @@ class Lane:
     def deliver(self, now: float) -> ChunkRecord:
         rec, self.in_flight = self.in_flight, None
         assert rec is not None
+        if self.batch_size > 1:
+            self._deferred.append((_ARRIVAL, now, rec))
+            return rec
+        return self._submit(now, rec)
+
+    def _submit(self, now: float, rec: ChunkRecord) -> ChunkRecord:
         t0 = time.perf_counter()
         res = self.executor.submit(rec.chunk, now)
         self.timing.executor += time.perf_counter() - t0
@@ -208,6 +243,12 @@ class Lane:
         return rec
 
     def tick(self, now: float, pose: EEPose | None, pose_time: float | None):
+        if self.batch_size > 1:
+            self._deferred.append((_TICK, now, pose, pose_time))
+            return None
+        return self._tick(now, pose, pose_time)
+
+    def _tick(self, now: float, pose: EEPose | None, pose_time: float | None):
         t0 = time.perf_counter()
         cmd = self.executor.tick(now, pose, pose_time)
         self.timing.executor += time.perf_counter() - t0
@@ -237,7 +278,8 @@ class Lane:
         return self.in_flight is None and self.trigger.due(now)
 
     # ---------------------------------------------------------------- inputs
-    def on_message(self, kind: str, topic: str, msg: Any, now: float) -> None:
+    def on_message(self, kind: str, topic: str, msg: Any, now: float, decoded: Any = None) -> None:
+        """One bag message in its role; `decoded` is an EE pose already decoded (shared by the lanes)."""
         b = self.builder
         if kind == "camera":
             cam = self.cameras.get(topic)
@@ -248,11 +290,33 @@ class Lane:
                 b.add_joint_state(msg, now)
         elif kind == "ee_pose":
             if self.has_ee:
-                b.add_ee_pose(msg, now)
+                b.add_ee_pose(msg, now, decoded)
         elif kind == "instruction":
             b.set_instruction(str(msg.data))
 
+    def flush(self, force: bool = False) -> None:
+        """Batched lane: once ``batch_size`` observations are waiting (or `force`), infer them in one
+        batch and replay the executor events recorded meanwhile, in their order."""
+        if self.batch_size <= 1 or (len(self._pending) < self.batch_size and not force):
+            return
+        if self._pending:
+            t0 = time.perf_counter()
+            records = self.worker.run_pending([p for p, _ in self._pending])
+            self.timing.policy += time.perf_counter() - t0
+            for (_, rec), record in zip(self._pending, records):
+                if record is not None:
+                    rec.chunk = record.chunk
+                    rec.wall_latency = float(record.chunk.inference_latency)
+            self._pending = []
+        for event in self._deferred:
+            if event[0] == _TICK:
+                self._tick(*event[1:])
+            elif event[2].chunk is not None:  # an arrival; a failed inference (reported) delivers nothing
+                self._submit(event[1], event[2])
+        self._deferred = []
+
     def finish(self, now: float) -> None:
+        self.flush(force=True)
         self.status = self.executor.status(now)
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -335,13 +399,33 @@ def _problem_warnings(lane: Lane) -> list[str]:
     return out
 
 
+def inference_batch_size(cfg: VlaConfig, *, writing: bool = False) -> int:
+    """``replay.batch_size`` where no chunk can depend on the executor or on wall time, else 1
+    (queue trigger and RTC read the executor state; measured/fixed latency put chunks in flight;
+    the output bag is written in time order)."""
+    p, r = cfg.policy, cfg.replay
+    if p.trigger != "rate" or p.rtc or r.latency != "none" or writing:
+        return 1
+    return r.batch_size
+
+
 def evaluate_bag(path: str | Path, cfg: VlaConfig, policy: Policy, *, baseline: Policy | None = None,
                  progress: bool = True, out_bag: str | Path | None = None) -> BagResult:
-    """Replay one bag with `policy` and the `hold` baseline; BagError if the bag cannot be evaluated."""
+    """Replay one bag with `policy` and the `hold` baseline; BagError if the bag cannot be evaluated.
+
+    The policies are warmed up first (`Policy.warmup`, also for the batch size used): one-time
+    costs such as tracing are neither inference latency (the node warms up at load too) nor part
+    of the replay time in ``timing`` (they are paid once per process, not per bag).
+    """
+    baseline = baseline or hold_for(policy)
+    batch = inference_batch_size(cfg, writing=out_bag is not None)
+    for pol in (policy, baseline):
+        pol.warmup()
+        if batch > 1:
+            pol.warmup(batch)
     t_start_wall = time.perf_counter()
     path = Path(path)
     robot = cfg.robot
-    baseline = baseline or hold_for(policy)
     spec = _lane_spec(robot, policy)
     ee_topic = abs_topic(robot.ee_pose_topic)
     # hold needs the EE pose (and the gripper from the joint states) only; its observations keep the
@@ -373,9 +457,9 @@ def evaluate_bag(path: str | Path, cfg: VlaConfig, policy: Policy, *, baseline: 
         def clock() -> float:
             return clock_now[0]
 
-        lanes: dict[str, Lane] = {POLICY_LANE: Lane(POLICY_LANE, policy, spec, cfg, clock)}
+        lanes: dict[str, Lane] = {POLICY_LANE: Lane(POLICY_LANE, policy, spec, cfg, clock, batch)}
         if hold_ok:
-            lanes[HOLD_LANE] = Lane(HOLD_LANE, baseline, hold_spec, cfg, clock)
+            lanes[HOLD_LANE] = Lane(HOLD_LANE, baseline, hold_spec, cfg, clock, batch)
 
         # Topic roles
         roles: dict[str, list[str]] = {}
@@ -407,18 +491,20 @@ def evaluate_bag(path: str | Path, cfg: VlaConfig, policy: Policy, *, baseline: 
         start = bag.start
         stop = bag.end if r.max_duration <= 0 else min(bag.end, start + r.max_duration)
         state = {name: {"tick": 0, "trig": 0, "status": 0} for name in lanes}
-        pose_state: list[Any] = [None, None, None]  # newest EE pose, its stamp, a newer message not decoded yet
+        pose_state: list[Any] = [None, None]  # newest EE pose (the executor's feedback) and its stamp
+
+        def decode_pose(msg: Any) -> EEPose | None:
+            """Each EE pose message is decoded once, for the feedback and for every lane's builder."""
+            try:
+                frame = str(msg.header.frame_id) or robot.base_frame
+                pose = msg_decode.pose_to_ee(msg.pose, frame, ee_topic)
+                stamp = msg_decode.stamp_to_sec(msg.header.stamp)
+            except (msg_decode.MessageError, AttributeError, TypeError, ValueError):
+                return None  # the builders report malformed poses; the feedback keeps the previous one
+            pose_state[0], pose_state[1] = pose, stamp
+            return pose
 
         def current_pose() -> tuple[EEPose | None, float | None]:
-            msg = pose_state[2]
-            if msg is not None:
-                pose_state[2] = None
-                try:
-                    frame = str(msg.header.frame_id) or robot.base_frame
-                    pose_state[0] = msg_decode.pose_to_ee(msg.pose, frame, ee_topic)
-                    pose_state[1] = msg_decode.stamp_to_sec(msg.header.stamp)
-                except (msg_decode.MessageError, AttributeError, TypeError, ValueError):
-                    pass  # the builder reports malformed poses; keep the previous one
             return pose_state[0], pose_state[1]
         timing = Timing()
 
@@ -467,6 +553,7 @@ def evaluate_bag(path: str | Path, cfg: VlaConfig, policy: Policy, *, baseline: 
                 else:
                     s["trig"] += 1
                     _start_inference(lane, t)
+                    lane.flush()
 
         def _start_inference(lane: Lane, t: float) -> None:
             # A chunk without latency is delivered by the arrival event at the same time, next.
@@ -493,10 +580,9 @@ def evaluate_bag(path: str | Path, cfg: VlaConfig, policy: Policy, *, baseline: 
                 if role == "gt":
                     collector.add(m.topic, now, m.msg)
                     continue
-                if role == "ee_pose":
-                    pose_state[2] = m.msg  # decoded at the next tick (only the newest one is used)
+                decoded = decode_pose(m.msg) if role == "ee_pose" else None
                 for lane in lanes.values():
-                    lane.on_message(role, m.topic, m.msg, now)
+                    lane.on_message(role, m.topic, m.msg, now, decoded)
             timing.inputs += time.perf_counter() - t0
             if writer is not None and m.raw is not None:
                 t0 = time.perf_counter()
@@ -652,6 +738,7 @@ def compute_metrics(result: BagResult, cfg: VlaConfig) -> dict[str, Any]:
             "samples": len(result.ground_truth.poses) if result.ground_truth.poses is not None else 0,
         },
         "latency_mode": cfg.replay.latency,
+        "inference_batch": result.lanes[POLICY_LANE].batch_size,
     }
     for name, lane in result.lanes.items():
         out[name] = lane_metrics(lane, result.ground_truth, cfg)
@@ -709,16 +796,6 @@ class EvalOutput:
         return sum(1 for r in self.rows if not r.get("ok"))
 
 
-def load_configured_policy(cfg: VlaConfig) -> Policy:
-    """``policy.type`` from ``policy.checkpoint`` with ``policy.num_steps`` / ``policy.seed`` applied."""
-    from vla_ros.policy.registry import load_policy
-
-    p = cfg.policy
-    policy = load_policy(p.type, p.checkpoint, device=p.device, dtype=p.dtype)
-    policy.configure_sampling(num_steps=p.num_steps, seed=p.seed)
-    return policy
-
-
 def _unique_names(paths: list[Path]) -> list[str]:
     names, seen = [], Counter()
     for p in paths:
@@ -747,7 +824,7 @@ def run_evaluation(bags: list[str | Path], cfg: VlaConfig, *, policy: Policy | N
     out.mkdir(parents=True, exist_ok=True)
     own_policy = policy is None
     if policy is None:
-        policy = load_configured_policy(cfg)
+        policy = load_configured_policy(cfg.policy)
     try:
         meta = policy.metadata
         check_compatible(meta, cfg.robot)

@@ -217,7 +217,9 @@ def _bag_html(name: str, metrics: dict[str, Any], plots: dict[str, Path]) -> str
     out = [f"<h2 id='bag-{html.escape(name)}'>{html.escape(name)}</h2>",
            f"<p class='muted'>{html.escape(str(metrics.get('bag', '')))} - {metrics.get('duration_s', 0):.1f} s, "
            f"{metrics.get('messages', 0)} messages; ground truth: {html.escape(metrics['ground_truth']['description'])}; "
-           f"latency injection: {html.escape(str(metrics.get('latency_mode')))}</p>"]
+           f"latency injection: {html.escape(str(metrics.get('latency_mode')))}"
+           + (f"; inference batched by {metrics['inference_batch']} (latency = each chunk's share of its batch)"
+              if metrics.get("inference_batch", 1) > 1 else "") + "</p>"]
     for w in metrics.get("warnings", [])[:20]:
         out.append(f"<div class='warn'>{html.escape(w)}</div>")
     out.append("<table><tr><th>metric</th>" + "".join(f"<th>{k}</th>" for k in lanes) + "</tr>")

@@ -61,7 +61,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Header, String
 
-from vla_ros.core.config import ConfigError, PolicyConfig, VlaConfig
+from vla_ros.core.config import ConfigError, VlaConfig
 from vla_ros.core.executor_feedback import ExecutorFeedback, rtc_guidance
 from vla_ros.core.inference_worker import InferenceRecord, InferenceWorker
 from vla_ros.core.observation_builder import InputProblem, ObservationBuilder, ObservationSpec
@@ -72,7 +72,7 @@ from vla_ros.msg import ActionChunk as ActionChunkMsg
 from vla_ros.msg import ExecutorStatus, PolicyStatus
 from vla_ros.policy.base import Policy
 from vla_ros.policy.compat import check_compatible
-from vla_ros.policy.registry import load_policy
+from vla_ros.policy.registry import load_configured_policy
 from vla_ros.ros.conversions import chunk_to_msg, header, image_to_rgb, pose_msg
 from vla_ros.ros import node_main
 from vla_ros.ros.params import declare_config
@@ -88,20 +88,6 @@ STATE_NAMES = {
     PolicyStatus.STATE_RUNNING: "running",
     PolicyStatus.STATE_ERROR: "error",
 }
-
-
-def load_configured_policy(pcfg: PolicyConfig) -> Policy:
-    """Load ``policy.type`` from ``policy.checkpoint`` and apply ``policy.seed`` / ``policy.num_steps``.
-
-    Errors are re-raised as one exception whose text names the parameters.
-    """
-    try:
-        policy = load_policy(pcfg.type, pcfg.checkpoint, device=pcfg.device, dtype=pcfg.dtype)
-    except Exception as exc:  # noqa: BLE001 - whatever a plugin raises, report it with our parameters
-        where = f"policy.type={pcfg.type!r}, policy.checkpoint={pcfg.checkpoint or '(default)'!r}, policy.device={pcfg.device!r}"
-        raise RuntimeError(f"cannot load the policy ({where}): {type(exc).__name__}: {exc}") from exc
-    policy.configure_sampling(num_steps=pcfg.num_steps, seed=pcfg.seed)
-    return policy
 
 
 def chunk_pose_array(chunk: ActionChunk, hdr: Header) -> PoseArray:

@@ -35,8 +35,9 @@ class PoseSample:
     gripper: float | None = None
 
     def is_finite(self) -> bool:
-        g_ok = self.gripper is None or math.isfinite(self.gripper)
-        return bool(g_ok and np.all(np.isfinite(self.position)) and np.all(np.isfinite(self.quaternion)))
+        g_ok = self.gripper is None or math.isfinite(self.gripper)  # plain floats: this runs every tick
+        return bool(g_ok and all(map(math.isfinite, self.position.tolist()))
+                    and all(map(math.isfinite, self.quaternion.tolist())))
 
     def as_action(self) -> np.ndarray:
         """7-vector (x, y, z, rx, ry, rz, gripper) in the action layout; gripper None -> 0."""
@@ -94,19 +95,28 @@ def quat_angle(a: np.ndarray, b: np.ndarray) -> float:
     atan2 of the relative rotation's vector and scalar parts: exactly 0 for equal inputs and well
     conditioned for tiny angles, where acos(dot) would report ~1e-8 rad of rounding noise.
     """
-    return float(np.linalg.norm(quat_delta_rotvec(a, b)))
+    x, y, z, w = _relative(a, b)
+    s = math.sqrt(x * x + y * y + z * z)
+    return 2.0 * s if s < 1e-12 else 2.0 * math.atan2(s, w)  # |quat_delta_rotvec(a, b)|
 
 
-def quat_delta_rotvec(q_from: np.ndarray, q_to: np.ndarray) -> np.ndarray:
-    """Rotation vector (base frame) of the rotation taking q_from to q_to: q_to * q_from^-1."""
-    x1, y1, z1, w1 = -q_from[0], -q_from[1], -q_from[2], q_from[3]  # conjugate
-    x2, y2, z2, w2 = q_to
+def _relative(q_from: np.ndarray, q_to: np.ndarray) -> tuple[float, float, float, float]:
+    """q_to * q_from^-1 as plain floats, in the w >= 0 hemisphere."""
+    x1, y1, z1, w1 = q_from.tolist()
+    x1, y1, z1 = -x1, -y1, -z1  # conjugate
+    x2, y2, z2, w2 = q_to.tolist()
     x = w2 * x1 + x2 * w1 + y2 * z1 - z2 * y1
     y = w2 * y1 - x2 * z1 + y2 * w1 + z2 * x1
     z = w2 * z1 + x2 * y1 - y2 * x1 + z2 * w1
     w = w2 * w1 - x2 * x1 - y2 * y1 - z2 * z1
     if w < 0.0:
         x, y, z, w = -x, -y, -z, -w
+    return x, y, z, w
+
+
+def quat_delta_rotvec(q_from: np.ndarray, q_to: np.ndarray) -> np.ndarray:
+    """Rotation vector (base frame) of the rotation taking q_from to q_to: q_to * q_from^-1."""
+    x, y, z, w = _relative(q_from, q_to)
     s = math.sqrt(x * x + y * y + z * z)
     if s < 1e-12:
         return np.array([2.0 * x, 2.0 * y, 2.0 * z])

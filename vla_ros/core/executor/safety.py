@@ -67,7 +67,7 @@ class SafetyFilter:
 
         pos = raw.position
         clipped = np.minimum(np.maximum(pos, self._lo), self._hi)
-        if not np.array_equal(clipped, pos):
+        if (clipped != pos).any():
             self._hit(flags, "workspace")
             pos = clipped
 

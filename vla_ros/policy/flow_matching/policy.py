@@ -52,6 +52,11 @@ from vla_ros.policy.tokenizer import TextTokenizer
 _DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 
+def _padded_batch(n: int) -> int:
+    """Batch sizes run as the next power of two: a handful of traced graphs serve every size."""
+    return 1 << (max(1, int(n)) - 1).bit_length()
+
+
 def _identity_stats(dim: int) -> Stats:
     z, o = np.zeros(dim), np.ones(dim)
     return Stats(z, o, -o, o)
@@ -190,21 +195,74 @@ class FlowMatchingPolicy(Policy):
         when only 7 are given). guidance: Real-Time Chunking targets (absolute 7-vectors on this
         chunk's timeline); converted to the model space here.
         """
-        if self.model is None:
-            raise RuntimeError("flow_matching policy: closed")
-        io = self.config.io
-        mode = ActionMode.parse(io.action_mode)
-        if mode == ActionMode.DELTA and observation.ee_pose is None:
-            raise ValueError("observation.ee_pose: this policy predicts DELTA actions relative to the end-effector pose, but it is missing")
+        self._check_ready([observation])
         obs = self.observation_tensors([observation])
         noise_t = self._noise(noise)
         guide = None if guidance is None else self._guidance(guidance, observation)
         x = sample_actions(self.model, obs, noise_t, num_steps or self.num_steps, guidance=guide)
-        actions = self._to_robot(x[0, :, : io.action_dim].cpu().numpy())
+        return self._chunk(x[0].cpu().numpy(), observation)
+
+    def infer_batch(self, observations: Sequence[Observation]) -> list[ActionChunk]:
+        """All observations in one batched sampling; noise drawn per observation in order, as `infer` would.
+
+        The batch is padded to the next power of two (copies of the last observation, results
+        dropped), so a replay's varying batch sizes reuse a few traced graphs instead of tracing
+        one per size.
+        """
+        observations = list(observations)
+        if not observations:
+            return []
+        self._check_ready(observations)
+        obs = self.observation_tensors(observations)  # validates every observation before any noise is drawn
+        noise = torch.cat([self._noise(None) for _ in observations])
+        n = len(observations)
+        padded = _padded_batch(n)
+        if padded > n:
+            idx = torch.tensor(list(range(n)) + [n - 1] * (padded - n), device=noise.device)
+            obs = ObservationTensors(obs.images[idx], obs.image_mask[idx], obs.tokens[idx], obs.token_mask[idx],
+                                     None if obs.state is None else obs.state[idx])
+            noise = noise[idx]
+        x = sample_actions(self.model, obs, noise, self.num_steps)[:n].cpu().numpy()
+        return [self._chunk(x[i], ob) for i, ob in enumerate(observations)]
+
+    def warmup(self, batch_size: int = 1) -> None:
+        """Throw-away samplings of a synthetic observation (every camera present, empty
+        instruction, zero noise), batch-1 or as `infer_batch` pads `batch_size`: records the traced
+        graphs (CPU) or the CUDA graph that the real chunks reuse. The noise generator is not touched."""
+        if self.model is None:
+            raise RuntimeError("flow_matching policy: closed")
+        io = self.config.io
+        dev = self.model.device
+        b = _padded_batch(batch_size)
+        ids, mask = self.tokenizer.encode([""] * b)
+        c = len(io.cameras)
+        obs = ObservationTensors(
+            images=torch.zeros((b, c, 3, io.image_size, io.image_size), dtype=torch.uint8, device=dev),
+            image_mask=torch.ones((b, c), dtype=torch.bool, device=dev),
+            tokens=torch.from_numpy(ids).to(dev),
+            token_mask=torch.from_numpy(mask).to(dev),
+            state=torch.zeros((b, io.max_state_dim), dtype=torch.float32, device=dev) if io.uses_state else None,
+        )
+        noise = torch.zeros((b, io.horizon, io.max_action_dim), device=dev)
+        for _ in range(2):  # TorchScript profiles a graph's first run and optimises it on the next
+            sample_actions(self.model, obs, noise, self.num_steps)
+
+    def _check_ready(self, observations: Sequence[Observation]) -> None:
+        if self.model is None:
+            raise RuntimeError("flow_matching policy: closed")
+        if ActionMode.parse(self.config.io.action_mode) == ActionMode.DELTA:
+            for ob in observations:
+                if ob.ee_pose is None:
+                    raise ValueError("observation.ee_pose: this policy predicts DELTA actions relative to the end-effector pose, but it is missing")
+
+    def _chunk(self, model_actions: np.ndarray, observation: Observation) -> ActionChunk:
+        """One sampled [H, max_action_dim] model-space chunk -> the ActionChunk for `observation`."""
+        io = self.config.io
+        mode = ActionMode.parse(io.action_mode)
         return ActionChunk(
             stamp=observation.stamp,
             dt=io.dt,
-            actions=actions,
+            actions=self._to_robot(model_actions[:, : io.action_dim]),
             mode=mode,
             frame_id=observation.ee_pose.frame_id if observation.ee_pose is not None else "",
             reference_pose=observation.ee_pose if mode == ActionMode.DELTA else None,
