@@ -4,14 +4,18 @@
 One run: a synthetic 20 s bag (2 cameras at 30 Hz, joint states and EE pose at 100 Hz, commands at
 50 Hz, several pick episodes back to back) is replayed through the tiny flow-matching policy of the
 demo (random weights; 32 px input, 10 Euler steps) and the `hold` baseline in one pass, with the
-executor ticking at 100 Hz and inference at 5 Hz (the sim_tabletop profile). Printed: the replay
-speed as a multiple of the bag's duration (goal >= 20x) and where the time goes - bag I/O (reading +
+executor ticking at 100 Hz and inference at 5 Hz (the sim_tabletop profile), with the default
+replay settings (batched inference, executors in a second process). Printed: the replay speed as a
+multiple of the bag's duration (goal >= 20x) and where the time goes - bag I/O (reading +
 deserialising), input handling (validation, sync), policy (image decode + inference), executor
-(ticks, chunk submits, status snapshots; both lanes) and the rest (metrics, loop).
+(ticks, chunk submits; both lanes, in this process or in the second one, where it runs in parallel
+and only the final wait counts) and the rest (event loop). The same bag is then replayed one
+inference at a time with the executors in process, and the ratio of the two is printed.
 
     python bench/replay_bench.py                   # defaults above
     python bench/replay_bench.py --image-size 640  # 640x640 camera images
     python bench/replay_bench.py --storage sqlite3 --seconds 30 --rate-hz 10
+    python bench/replay_bench.py --batch-size 1 --in-process   # one inference at a time, executors in process
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     ap.add_argument("--latency", choices=("none", "measured", "fixed"), default="none", help="replay.latency")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    ap.add_argument("--batch-size", type=int, default=None, help="replay.batch_size (default: the config's)")
+    ap.add_argument("--in-process", action="store_true", help="replay.parallel_executor = false")
+    ap.add_argument("--no-compare", action="store_true",
+                    help="skip the second replay (one inference at a time, executors in process)")
     args = ap.parse_args(argv)
 
     import torch
@@ -66,13 +74,25 @@ def main(argv: list[str] | None = None) -> int:
         size = sum(f.stat().st_size for f in bag.iterdir()) / 1e6
         ckpt = make_tiny_checkpoint(tmp / "ckpt", cameras=("primary", "wrist"), image_size=32, patch_size=8, horizon=10,
                                     dt=0.1, action_mode="delta", max_text_tokens=8, overrides=SMALL_MODEL)
-        cfg = demo_config(ckpt, {"policy.rate_hz": args.rate_hz, "replay.latency": args.latency})
+        overrides = {"policy.rate_hz": args.rate_hz, "replay.latency": args.latency}
+        if args.batch_size is not None:
+            overrides["replay.batch_size"] = args.batch_size
+        if args.in_process:
+            overrides["replay.parallel_executor"] = False
+        cfg = demo_config(ckpt, overrides)
         policy = FlowMatchingPolicy.load(ckpt)
         policy.configure_sampling(num_steps=cfg.policy.num_steps, seed=0)
         # warm-up (first torch calls, imports) outside the measurement
         evaluate_bag(bag, cfg.with_overrides({"replay.max_duration": 1.0}), policy, progress=False)
 
+        t0 = time.perf_counter()
         res = evaluate_bag(bag, cfg, policy, progress=True)
+        t_call = time.perf_counter() - t0
+        base = None
+        if not args.no_compare:  # the same bag one inference at a time, executors in process
+            seq = cfg.with_overrides({"replay.batch_size": 1, "replay.parallel_executor": False})
+            evaluate_bag(bag, seq.with_overrides({"replay.max_duration": 1.0}), policy, progress=False)
+            base = evaluate_bag(bag, seq, policy, progress=True)
         policy.close()
     tm = res.timing.as_dict()
     total_s = tm["total"]
@@ -83,17 +103,31 @@ def main(argv: list[str] | None = None) -> int:
     print(f"replay: policy ({n_chunks} chunks @ {args.rate_hz:g} Hz, 10 Euler steps) + hold baseline, executor @ "
           f"{cfg.executor.control_rate:g} Hz, latency {args.latency}; torch threads {torch.get_num_threads()}, "
           f"{os.cpu_count()} CPUs")
-    print(f"wall time {total_s:.2f} s -> replay speed {res.duration / total_s:.1f}x real time (goal >= 20x)")
-    print("time shares:")
+    batch = res.metrics["inference_batch"]
+    print(f"inference batched by {batch}; executors "
+          f"{'in a second process' if tm['executor_remote'] > 0 else 'in this process'}")
+    print(f"wall time {total_s:.2f} s -> replay speed {res.duration / total_s:.1f}x real time (goal >= 20x); "
+          f"the whole call incl. warm-up check and metrics {t_call:.2f} s = {res.duration / t_call:.1f}x")
+    print("time shares (of the replay's wall time):")
     for key, label in (("bag_io", "bag I/O (read + deserialise)"), ("inputs", "inputs (validation, sync)"),
-                       ("policy", "policy (decode + inference)"), ("executor", "executor (2 lanes)"),
-                       ("output", "output bag"), ("other", "other (loop, metrics)")):
+                       ("policy", "policy (decode + inference)"), ("executor", "executor in this process"),
+                       ("executor_wait", "waiting for the executor process"), ("output", "output bag"),
+                       ("other", "other (event loop)")):
         print(f"  {label:32s} {tm[key]:7.3f} s  {100 * tm[key] / total_s:5.1f} %")
+    if tm["executor_remote"] > 0:
+        print(f"  (executor in the second process  {tm['executor_remote']:7.3f} s, in parallel)")
     rest = total_s - tm["policy"]
     print(f"  -> inference alone caps the speed at {res.duration / max(tm['policy'], 1e-9):.1f}x; the replay machinery "
           f"without inference runs at {res.duration / max(rest, 1e-9):.1f}x")
     lat = res.metrics["policy"]["latency"]["inference_s"]
-    print(f"inference latency p50 {lat['p50'] * 1e3:.1f} ms, p99 {lat['p99'] * 1e3:.1f} ms")
+    what = f"per chunk (share of a batch of {batch})" if batch > 1 else "per chunk"
+    print(f"inference time {what}: p50 {lat['p50'] * 1e3:.1f} ms, p99 {lat['p99'] * 1e3:.1f} ms")
+    if base is not None:
+        bt = base.timing.as_dict()
+        blat = base.metrics["policy"]["latency"]["inference_s"]
+        print(f"same bag, one inference at a time, executors in process: {bt['total']:.2f} s = "
+              f"{base.duration / bt['total']:.1f}x real time (policy {bt['policy']:.2f} s, executor {bt['executor']:.2f} s; "
+              f"inference p50 {blat['p50'] * 1e3:.1f} ms) -> this run's settings are {bt['total'] / total_s:.1f}x faster")
     return 0
 
 

@@ -80,7 +80,7 @@ def test_infer_batch_equals_sequential_infer(ckpt_factory):
     batched = policy.infer_batch(observations)
     assert len(batched) == 3
     for s, b in zip(sequential, batched):
-        assert b.stamp == s.stamp and b.mode == s.mode and b.reference_pose == s.reference_pose
+        assert b.stamp == s.stamp and b.mode == s.mode and b.reference_pose is s.reference_pose
         np.testing.assert_allclose(b.actions, s.actions, atol=1e-5)
     assert np.abs(sequential[0].actions - sequential[1].actions).max() > 1e-3  # different inputs and noise
     assert policy.infer_batch([]) == []

@@ -140,3 +140,34 @@ def test_batched_inference_replays_the_same_chunks_and_commands(episode_bags, si
         r = evaluate_bag(episode_bags["mcap"], sim_cfg.with_overrides({**overrides, "replay.batch_size": 4}), policy,
                          progress=False)
         assert r.metrics["inference_batch"] == 1, overrides
+
+
+def test_executor_process_gives_the_in_process_commands(episode_bags, sim_cfg, policy):
+    cfg = sim_cfg.with_overrides({"replay.batch_size": 4})
+    local = evaluate_bag(episode_bags["mcap"], cfg.with_overrides({"replay.parallel_executor": False}), policy,
+                         progress=False)
+    remote = evaluate_bag(episode_bags["mcap"], cfg.with_overrides({"replay.parallel_executor": True}), policy,
+                          progress=False)
+    assert local.timing.executor > 0 and local.timing.executor_remote == 0
+    assert remote.timing.executor == 0 and remote.timing.executor_remote > 0  # ran in the second process
+    for lane in ("policy", "hold"):
+        a, b = local.lanes[lane].arrays(), remote.lanes[lane].arrays()
+        assert a.keys() == b.keys() and len(a["t"]) > 100
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{lane} {key}")
+        ra, rb = local.lanes[lane].records, remote.lanes[lane].records
+        assert [(r.accepted, r.reason, r.skipped) for r in ra] == [(r.accepted, r.reason, r.skipped) for r in rb]
+        sa, sb = local.lanes[lane].status, remote.lanes[lane].status
+        assert (sa.chunks_received, sa.holds, sa.clamps, sa.state) == (sb.chunks_received, sb.holds, sb.clamps, sb.state)
+    assert local.metrics["vs_hold"] == remote.metrics["vs_hold"]
+
+
+def test_executor_process_failure_is_reported_not_hung(sim_cfg):
+    from vla_ros.replay.executor_process import TICK, ExecutorProcess
+
+    remote = ExecutorProcess(sim_cfg, ["policy"])
+    remote.send("policy", [(TICK, 0.0, [0.4, 0.0, 0.3], [0.0, 0.0, 0.0, 1.0], 0.0)])
+    remote.send("nonexistent_lane", [(TICK, 0.01, None, None, None)])
+    with pytest.raises(RuntimeError, match="(?s)replay executor process failed:.*KeyError: 'nonexistent_lane'"):
+        remote.finish(1.0)
+    remote.close()

@@ -245,6 +245,10 @@ class ReplayConfig:
         "policy.rtc off, replay.latency none, no output bag): the same chunks, several times faster; the reported "
         "inference latency is then each chunk's share of its batch. 1 = one inference at a time.", min=1, max=1024,
     )
+    parallel_executor: bool = param(
+        True, "With batched inference, simulate the executors in a second process, beside input handling and "
+        "inference (2+ CPU cores). Same commands; the replay finishes sooner."
+    )
     max_gap: float = param(
         0.25, "Ground truth is interpolated only between samples closer than this; other times are not scored (s).",
         min=0.0,

@@ -110,18 +110,19 @@ def compressed_image_to_rgb(msg: Any, topic: str = "image") -> np.ndarray:
 def joint_positions(msg: Any, joint_names: Sequence[str], topic: str = "joint_states") -> np.ndarray:
     """sensor_msgs/JointState -> positions in `joint_names` order (float64). Missing/NaN -> MessageError."""
     names = list(msg.name)
-    positions = list(msg.position)
+    pos = msg.position
+    positions = pos.tolist() if isinstance(pos, np.ndarray) else [float(v) for v in pos]  # plain floats: cheaper
     if len(positions) != len(names):
         raise MessageError(f"{topic}: position: expected one value per name ({len(names)}), got {len(positions)}")
     index = {n: i for i, n in enumerate(names)}
     missing = [j for j in joint_names if j not in index]
     if missing:
         raise MessageError(f"{topic}: name: joint(s) {', '.join(missing)} missing; message has {', '.join(names) or 'no joints'}")
-    out = np.array([positions[index[j]] for j in joint_names], dtype=np.float64)
-    bad = [j for j, v in zip(joint_names, out) if not math.isfinite(v)]
+    values = [positions[index[j]] for j in joint_names]
+    bad = [j for j, v in zip(joint_names, values) if not math.isfinite(v)]
     if bad:
         raise MessageError(f"{topic}: position: joint(s) {', '.join(bad)} are NaN or inf")
-    return out
+    return np.array(values, dtype=np.float64)
 
 
 def pose_to_ee(pose: Any, frame_id: str = "", topic: str = "pose") -> EEPose:

@@ -155,20 +155,22 @@ def chunk_errors(chunks: Sequence[ActionChunk], gt) -> dict[str, np.ndarray]:
     rot_err = np.full((k, h), np.nan)
     grip_pred = np.full((k, h), np.nan)
     grip_true = np.full((k, h), np.nan)
-    for i, ch in enumerate(chunks):
-        acts = absolute_actions(ch)
-        times = ch.times
-        if gt.poses is not None and len(gt.poses):
-            gp, gq, valid = gt.poses.sample(times)
-            if np.any(valid):
-                e, _ = position_errors(acts[valid, :3], gp[valid])
-                r, _ = rotation_errors(rotvec_to_quat(acts[valid, 3:6]), gq[valid])
-                pos_err[i, : ch.horizon][valid] = e
-                rot_err[i, : ch.horizon][valid] = r
-        if gt.gripper is not None and len(gt.gripper):
-            gv, valid = gt.gripper.sample(times)
-            grip_pred[i, : ch.horizon][valid] = acts[valid, 6]
-            grip_true[i, : ch.horizon][valid] = gv[valid]
+    if k == 0:
+        return {"position": pos_err, "rotation": rot_err, "gripper_pred": grip_pred, "gripper_true": grip_true}
+    # every chunk's steps in one flat list: one ground-truth lookup and one error computation for all
+    rows = np.concatenate([np.full(c.horizon, i) for i, c in enumerate(chunks)])
+    cols = np.concatenate([np.arange(c.horizon) for c in chunks])
+    acts = np.concatenate([absolute_actions(c) for c in chunks])
+    times = np.concatenate([c.times for c in chunks])
+    if gt.poses is not None and len(gt.poses):
+        gp, gq, valid = gt.poses.sample(times)
+        if np.any(valid):
+            pos_err[rows[valid], cols[valid]] = position_errors(acts[valid, :3], gp[valid])[0]
+            rot_err[rows[valid], cols[valid]] = rotation_errors(rotvec_to_quat(acts[valid, 3:6]), gq[valid])[0]
+    if gt.gripper is not None and len(gt.gripper):
+        gv, valid = gt.gripper.sample(times)
+        grip_pred[rows[valid], cols[valid]] = acts[valid, 6]
+        grip_true[rows[valid], cols[valid]] = gv[valid]
     return {"position": pos_err, "rotation": rot_err, "gripper_pred": grip_pred, "gripper_true": grip_true}
 
 
