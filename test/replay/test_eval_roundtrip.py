@@ -142,8 +142,13 @@ def test_batched_inference_replays_the_same_chunks_and_commands(episode_bags, si
         assert r.metrics["inference_batch"] == 1, overrides
 
 
-def test_executor_process_gives_the_in_process_commands(episode_bags, sim_cfg, policy):
+def test_executor_process_gives_the_in_process_commands(episode_bags, sim_cfg, policy, monkeypatch):
+    import vla_ros.replay.evaluate as evaluate
+
     cfg = sim_cfg.with_overrides({"replay.batch_size": 4})
+    short = evaluate_bag(episode_bags["mcap"], cfg, policy, progress=False)
+    assert short.timing.executor_remote == 0  # a 2 s bag is not worth a second process
+    monkeypatch.setattr(evaluate, "PARALLEL_MIN_SECONDS", 0.0)
     local = evaluate_bag(episode_bags["mcap"], cfg.with_overrides({"replay.parallel_executor": False}), policy,
                          progress=False)
     remote = evaluate_bag(episode_bags["mcap"], cfg.with_overrides({"replay.parallel_executor": True}), policy,

@@ -247,7 +247,7 @@ class ReplayConfig:
     )
     parallel_executor: bool = param(
         True, "With batched inference, simulate the executors in a second process, beside input handling and "
-        "inference (2+ CPU cores). Same commands; the replay finishes sooner."
+        "inference (2+ CPU cores, bags of 10 s or more). Same commands; the replay finishes sooner."
     )
     max_gap: float = param(
         0.25, "Ground truth is interpolated only between samples closer than this; other times are not scored (s).",

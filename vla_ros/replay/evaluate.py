@@ -72,6 +72,7 @@ from vla_ros.replay.executor_process import ExecutorProcess, LaneExecution
 from vla_ros.replay.ground_truth import GroundTruth, GroundTruthCollector, abs_topic, select_sources
 
 POLICY_LANE, HOLD_LANE = "policy", "hold"
+PARALLEL_MIN_SECONDS = 10.0  # shorter bags keep the executors in process (see _executor_process)
 # Order of simultaneous events: a chunk arriving, the control tick, a status snapshot, a trigger.
 _ARRIVAL, _TICK, _STATUS, _TRIGGER = 0, 1, 2, 3
 
@@ -451,14 +452,16 @@ def inference_batch_size(cfg: VlaConfig, *, writing: bool = False) -> int:
 
 
 @contextlib.contextmanager
-def _executor_process(cfg: VlaConfig, batch: int) -> Iterator[ExecutorProcess | None]:
-    """The second executor process when it can help (batched, ``replay.parallel_executor``, 2+ CPUs), else None.
+def _executor_process(cfg: VlaConfig, batch: int, seconds: float) -> Iterator[ExecutorProcess | None]:
+    """The second executor process when it can help, else None: batched, ``replay.parallel_executor``,
+    2+ CPUs, and at least `PARALLEL_MIN_SECONDS` of bag (starting the process costs ~0.2-0.3 s of
+    interpreter start-up, more than a short bag's executor time).
 
     While it runs it has a core of its own: torch's intra-op pool (if torch is in use) is capped at
     the other cores, so the two do not fight over one (measured on 2 cores: inference ~25 % faster).
     """
     cpus = os.cpu_count() or 1
-    if batch <= 1 or not cfg.replay.parallel_executor or cpus < 2:
+    if batch <= 1 or not cfg.replay.parallel_executor or cpus < 2 or seconds < PARALLEL_MIN_SECONDS:
         yield None
         return
     torch = sys.modules.get("torch")
@@ -499,7 +502,10 @@ def evaluate_bag(path: str | Path, cfg: VlaConfig, policy: Policy, *, baseline: 
                                     ee_pose_topic=ee_topic) if ee_topic else spec
     warnings: list[str] = []
 
-    with _executor_process(cfg, batch) as remote, Bag(path) as bag:
+    with contextlib.ExitStack() as stack:
+        bag = stack.enter_context(Bag(path))
+        span = bag.end - bag.start if cfg.replay.max_duration <= 0 else min(bag.end - bag.start, cfg.replay.max_duration)
+        remote = stack.enter_context(_executor_process(cfg, batch, span))
         warnings.extend(bag.notes)
         wanted = _required_topics([spec])
         bag.require(wanted)
