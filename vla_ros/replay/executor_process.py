@@ -16,14 +16,13 @@ Events are ``(TICK, now, position | None, quaternion | None, pose_time)`` (plain
 cheaper to send than pose objects) and ``(ARRIVAL, now, chunk)``. The second process is a fresh
 interpreter (``python -m vla_ros.replay.executor_process``, not ``fork``: the parent holds torch's
 thread pools; not multiprocessing's ``spawn``: it re-imports the caller's main script, which breaks
-scripts without a ``__main__`` guard) that imports only the ROS-free core. Messages are pickled
-over its stdin/stdout, between two processes of this package; nothing is read from files.
+scripts without a ``__main__`` guard) that imports only the ROS-free core. Messages go over its
+stdin/stdout in `vla_ros.replay.wire` frames (JSON + raw arrays, a closed set of types; no pickle).
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import subprocess
 import sys
 import threading
@@ -34,8 +33,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from vla_ros.core.config import VlaConfig
+from vla_ros.core.config import VlaConfig, config_from_dict
 from vla_ros.core.executor import ChunkExecutor, ExecutorStatusData
+from vla_ros.replay import wire
 
 TICK, ARRIVAL = "tick", "arrival"
 
@@ -47,6 +47,7 @@ class _Pose(NamedTuple):
     orientation: np.ndarray
 
 
+@wire.register
 @dataclass
 class LaneExecution:
     """A lane's executor output: commands at every tick, one submit result per arrival, final status."""
@@ -101,10 +102,11 @@ class _Collector:
 def _serve(inp: Any, out: Any) -> None:
     """The second process: an init message, then events as they come; on "finish", every lane's result."""
     try:
-        _, cfg, lanes = pickle.load(inp)
+        _, cfg_dict, lanes = wire.read(inp)
+        cfg = config_from_dict(cfg_dict)
         collectors = {name: _Collector(cfg) for name in lanes}
         while True:
-            msg = pickle.load(inp)
+            msg = wire.read(inp)
             if msg[0] == "events":
                 collectors[msg[1]].run(msg[2])
             elif msg[0] == "finish":
@@ -114,8 +116,7 @@ def _serve(inp: Any, out: Any) -> None:
         return  # the main process went away
     except Exception:  # noqa: BLE001 - reported to the main process, which raises it there
         answer = ("error", traceback.format_exc())
-    pickle.dump(answer, out, protocol=pickle.HIGHEST_PROTOCOL)
-    out.flush()
+    wire.write(out, answer)
 
 
 class ExecutorProcess:
@@ -128,10 +129,10 @@ class ExecutorProcess:
         self._proc = subprocess.Popen([sys.executable, "-m", "vla_ros.replay.executor_process"], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, env=env)
         self._answered = False
-        self._send(("init", cfg, list(lanes)))
+        self._send(("init", cfg.to_dict(), list(lanes)))
 
     def _send(self, msg: tuple) -> None:
-        pickle.dump(msg, self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        wire.write(self._proc.stdin, msg)
 
     def send(self, lane: str, events: list[tuple]) -> None:
         if events:
@@ -148,8 +149,8 @@ class ExecutorProcess:
         except OSError:
             pass  # it stopped reading (it failed): its answer says why
         try:
-            status, payload = pickle.load(self._proc.stdout)
-        except (EOFError, OSError, pickle.UnpicklingError) as exc:
+            status, payload = wire.read(self._proc.stdout)
+        except (EOFError, OSError, ValueError) as exc:
             self.close()
             raise RuntimeError(f"replay executor process ended unexpectedly (exit code {self._proc.returncode}): "
                                f"{type(exc).__name__}: {exc}") from exc
@@ -187,7 +188,7 @@ class ExecutorProcess:
 
 
 if __name__ == "__main__":
-    from vla_ros.replay import executor_process  # pickled classes must carry the module's real name, not __main__
+    from vla_ros.replay import executor_process  # its LaneExecution is the one registered with `wire`
 
     _inp, _out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # anything printed by accident must not corrupt the message stream
