@@ -68,7 +68,7 @@ from vla_ros.replay.bag_io import (
 )
 from vla_ros.replay.executor_process import ARRIVAL as REMOTE_ARRIVAL
 from vla_ros.replay.executor_process import TICK as REMOTE_TICK
-from vla_ros.replay.executor_process import ExecutorProcess, LaneExecution
+from vla_ros.replay.executor_process import CommandLog, ExecutorProcess, LaneExecution
 from vla_ros.replay.ground_truth import GroundTruth, GroundTruthCollector, abs_topic, select_sources
 
 POLICY_LANE, HOLD_LANE = "policy", "hold"
@@ -167,14 +167,7 @@ class Lane:
         self._guided_now = False
         self.rtc_notes: Counter = Counter()
         # commands
-        self.cmd_t: list[float] = []
-        self.cmd_p: list[np.ndarray] = []
-        self.cmd_q: list[np.ndarray] = []
-        self.cmd_g: list[float] = []
-        self.cmd_lin: list[np.ndarray] = []
-        self.cmd_ang: list[np.ndarray] = []
-        self.cmd_hold: list[bool] = []
-        self.cmd_clamped: list[bool] = []
+        self.commands = CommandLog()
         self.status: ExecutorStatusData | None = None
         self.timing = Timing()
         # batched inference (module docstring): taken observations, and executor events to replay
@@ -268,14 +261,7 @@ class Lane:
         cmd = self.executor.tick(now, pose, pose_time)
         self.timing.executor += time.perf_counter() - t0
         if cmd is not None:
-            self.cmd_t.append(now)
-            self.cmd_p.append(cmd.position)
-            self.cmd_q.append(cmd.orientation)
-            self.cmd_g.append(np.nan if cmd.gripper is None else float(cmd.gripper))
-            self.cmd_lin.append(cmd.linear)
-            self.cmd_ang.append(cmd.angular)
-            self.cmd_hold.append(bool(cmd.hold))
-            self.cmd_clamped.append(bool(cmd.limits))
+            self.commands.add(now, cmd)
         return cmd
 
     def snapshot(self, now: float) -> bool:
@@ -360,19 +346,8 @@ class Lane:
             self.status = self.executor.status(now)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        if self._commands is not None:
-            return self._commands
-        n = len(self.cmd_t)
-        return {
-            "t": np.asarray(self.cmd_t, np.float64),
-            "position": np.asarray(self.cmd_p, np.float64).reshape(n, 3),
-            "quat": np.asarray(self.cmd_q, np.float64).reshape(n, 4),
-            "gripper": np.asarray(self.cmd_g, np.float64),
-            "linear": np.asarray(self.cmd_lin, np.float64).reshape(n, 3),
-            "angular": np.asarray(self.cmd_ang, np.float64).reshape(n, 3),
-            "hold": np.asarray(self.cmd_hold, bool),
-            "clamped": np.asarray(self.cmd_clamped, bool),
-        }
+        """The commands at every tick (from the second process when the executor ran there)."""
+        return self._commands if self._commands is not None else self.commands.arrays()
 
 
 @dataclass

@@ -58,12 +58,43 @@ class LaneExecution:
     seconds: float  # executor time spent in the second process
 
 
+class CommandLog:
+    """A lane's executor commands, one row per tick, as the arrays the metrics read (`Lane.arrays`).
+
+    Shared by the in-process lane and the second process, so both produce the same arrays.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+
+    def add(self, now: float, cmd: Any) -> None:
+        self.rows.append((now, cmd.position, cmd.orientation, np.nan if cmd.gripper is None else float(cmd.gripper),
+                          cmd.linear, cmd.angular, bool(cmd.hold), bool(cmd.limits)))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        n = len(self.rows)
+        cols = list(zip(*self.rows)) if n else [()] * 8
+        return {
+            "t": np.asarray(cols[0], np.float64),
+            "position": np.asarray(cols[1], np.float64).reshape(n, 3),
+            "quat": np.asarray(cols[2], np.float64).reshape(n, 4),
+            "gripper": np.asarray(cols[3], np.float64),
+            "linear": np.asarray(cols[4], np.float64).reshape(n, 3),
+            "angular": np.asarray(cols[5], np.float64).reshape(n, 3),
+            "hold": np.asarray(cols[6], bool),
+            "clamped": np.asarray(cols[7], bool),
+        }
+
+
 class _Collector:
     """Runs one lane's executor over its events and keeps what `LaneExecution` returns."""
 
     def __init__(self, cfg: VlaConfig):
         self.executor = ChunkExecutor.from_config(cfg)
-        self.cmds: list[tuple] = []
+        self.commands = CommandLog()
         self.submits: list[tuple[bool, str, int]] = []
         self.seconds = 0.0
 
@@ -76,27 +107,14 @@ class _Collector:
                 pose = None if pos is None else _Pose(np.array(pos), np.array(quat))
                 cmd = ex.tick(now, pose, pose_time)
                 if cmd is not None:
-                    self.cmds.append((now, cmd.position, cmd.orientation, np.nan if cmd.gripper is None else float(cmd.gripper),
-                                      cmd.linear, cmd.angular, bool(cmd.hold), bool(cmd.limits)))
+                    self.commands.add(now, cmd)
             else:
                 res = ex.submit(ev[2], ev[1])
                 self.submits.append((bool(res.accepted), str(res.reason), int(res.skipped)))
         self.seconds += time.perf_counter() - t0
 
     def result(self, now: float) -> LaneExecution:
-        n = len(self.cmds)
-        cols = list(zip(*self.cmds)) if n else [()] * 8
-        commands = {
-            "t": np.asarray(cols[0], np.float64),
-            "position": np.asarray(cols[1], np.float64).reshape(n, 3),
-            "quat": np.asarray(cols[2], np.float64).reshape(n, 4),
-            "gripper": np.asarray(cols[3], np.float64),
-            "linear": np.asarray(cols[4], np.float64).reshape(n, 3),
-            "angular": np.asarray(cols[5], np.float64).reshape(n, 3),
-            "hold": np.asarray(cols[6], bool),
-            "clamped": np.asarray(cols[7], bool),
-        }
-        return LaneExecution(commands, self.submits, self.executor.status(now), self.seconds)
+        return LaneExecution(self.commands.arrays(), self.submits, self.executor.status(now), self.seconds)
 
 
 def _serve(inp: Any, out: Any) -> None:

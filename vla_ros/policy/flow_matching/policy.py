@@ -44,7 +44,7 @@ from vla_ros.policy.checkpoint import (
 from vla_ros.policy.flow_matching.action_space import extract_state
 from vla_ros.policy.flow_matching.config import CONFIG_FILE, FlowMatchingConfig
 from vla_ros.policy.flow_matching.model import FlowMatchingVLA, ObservationTensors
-from vla_ros.policy.flow_matching.sampler import GuidanceTensors, sample_actions
+from vla_ros.policy.flow_matching.sampler import GuidanceTensors, param_key, sample_actions
 from vla_ros.policy.normalization import NORM_STATS_FILE, NormStats, Stats, compute_norm_stats
 from vla_ros.policy.preprocessing import ImagePreprocessor
 from vla_ros.policy.tokenizer import TextTokenizer
@@ -235,7 +235,7 @@ class FlowMatchingPolicy(Policy):
         io = self.config.io
         dev = self.model.device
         b = _padded_batch(batch_size)
-        version = (self.num_steps, tuple((p.data_ptr(), p._version) for p in self.model.parameters()))
+        version = (self.num_steps, param_key(list(self.model.parameters())))
         if self._warm.get(b) == version:
             return  # warm already (the replay calls this once per bag)
         ids, mask = self.tokenizer.encode([""] * b)

@@ -189,7 +189,7 @@ class TracedSampler:
 
     def __init__(self, model: FlowMatchingVLA, obs: ObservationTensors, x: torch.Tensor):
         self.params = list(model.parameters())
-        self.param_key = _param_key(self.params)
+        self.param_key = param_key(self.params)
         self.has_state = obs.state is not None
         with warnings.catch_warnings():
             # shape-derived Python values (head counts, lengths, which cameras are present) are
@@ -218,7 +218,7 @@ class TracedSampler:
         return x
 
 
-def _param_key(params: list[torch.Tensor]) -> tuple:
+def param_key(params: list[torch.Tensor]) -> tuple:
     """Changes when a parameter's storage is replaced (``.to``, ``.data = ``) or updated in place
     (an optimizer step, ``load_state_dict``). Reads a list kept from trace time: walking the module
     tree on every chunk would cost about a millisecond."""
@@ -238,7 +238,7 @@ def _traced_sampler(model: FlowMatchingVLA, obs: ObservationTensors, x: torch.Te
     if key in traces and traces[key] is None:
         return None  # failed before for this layout
     tr = traces.get(key)
-    if tr is not None and tr.param_key == _param_key(tr.params):
+    if tr is not None and tr.param_key == param_key(tr.params):
         return tr
     try:
         tr = traces[key] = TracedSampler(model, obs, x)
