@@ -19,6 +19,12 @@ LOOSE_SAFETY = {
     "max_angular_speed": 1e6,
     "max_translation_step": 1e6,
     "max_rotation_step": 1e6,
+    # Plausibility limits (plausibility.py) out of the way too: tests tick without a fresh pose.
+    "max_pose_age": 1e6,
+    "max_measured_speed": 1e6,
+    "max_measured_angular_speed": 1e6,
+    "max_start_distance": 1e6,
+    "max_start_angle": 1e6,
 }
 NO_BRIDGE = {"bridge_distance": 1e6, "bridge_angle": 1e6}
 

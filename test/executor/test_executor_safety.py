@@ -18,8 +18,9 @@ def run_to(ex, times):
 
 
 def test_workspace_box_clips_the_target():
+    # Outside the box but within safety.workspace_margin (default 0.05 m): clipped to the box.
     ex = make_executor(safety={"workspace_min": [-1.0, -1.0, 0.1], "workspace_max": [0.45, 1.0, 1.0]})
-    ex.submit(make_chunk(0.60, z=0.05, horizon=10), 0.0)
+    assert ex.submit(make_chunk(0.48, z=0.07, horizon=10), 0.0).accepted
     cmd = ex.tick(0.0)
     np.testing.assert_allclose(cmd.position, [0.45, 0.0, 0.1])
     assert cmd.limits == ("workspace",)
@@ -114,10 +115,15 @@ def test_twist_angular_is_limited():
 
 
 def test_default_limits_stop_a_wild_chunk():
-    """With the shipped defaults a chunk 1 m away never moves the target faster than allowed."""
+    """With the shipped defaults a chunk 1 m away is refused whole (out of reach), and one at the edge
+    of reach never moves the target faster than allowed."""
     ex = make_executor(safety={k: v for k, v in SafetyConfig().__dict__.items() if k.startswith("max_")})
-    ex.submit(make_chunk(0.9, y=0.9, rz=3.0, horizon=50), 0.0)
-    cmds = run_to(ex, TICKS)
+    res = ex.submit(make_chunk(0.9, y=0.9, rz=3.0, horizon=50), 0.0)
+    assert not res.accepted and "reach" in res.reason and "safety.max_start_distance" in res.reason
+    np.testing.assert_allclose(ex.tick(0.0, HOME).position, HOME.position)
+    ex = make_executor(safety={k: v for k, v in SafetyConfig().__dict__.items() if k.startswith("max_")})
+    assert ex.submit(make_chunk(0.53, y=0.13, rz=0.9, horizon=50), 0.0).accepted
+    cmds = [ex.tick(float(t), HOME) for t in TICKS]
     pos = np.array([c.position for c in cmds])
     steps = np.linalg.norm(np.diff(pos, axis=0), axis=1)
     assert steps.max() <= SafetyConfig().max_linear_speed * 0.01 + 1e-12

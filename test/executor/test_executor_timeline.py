@@ -62,7 +62,7 @@ def test_a_chunk_older_than_the_plan_is_ignored():
 
 def test_delta_chunks_are_resolved_against_their_reference_pose():
     ref = EEPose(np.array([0.5, 0.1, 0.2]), rotvec_to_quat(np.array([0.0, 0.0, 0.3])))
-    ex = make_executor()
+    ex = make_executor(pose=ref)  # the arm is where the reference says
     chunk = make_chunk([0.0, 0.02], y=0.01, z=-0.05, rz=[0.0, 0.1], mode=ActionMode.DELTA, reference_pose=ref)
     ex.submit(chunk, 0.0)
     cmd = ex.tick(0.1)

@@ -20,13 +20,14 @@ def test_no_pose_no_command():
     assert cmd is not None and cmd.position[0] == pytest.approx(0.41)
 
 
-def test_idle_holds_the_initial_pose_and_leaves_the_gripper_alone():
+def test_idle_holds_the_measured_pose_and_leaves_the_gripper_alone():
     ex = make_executor(start=None)
     cmd = ex.tick(0.0, HOME)
     moved = type(HOME)(HOME.position + [0.05, 0, 0], HOME.orientation)
-    cmd2 = ex.tick(0.1, moved)  # later poses do not move the held target
+    cmd2 = ex.tick(0.1, moved)  # idle: the hold target follows the arm (hand guiding, another controller)
+    np.testing.assert_allclose(cmd.position, HOME.position)
+    np.testing.assert_allclose(cmd2.position, moved.position)
     for c in (cmd, cmd2):
-        np.testing.assert_allclose(c.position, HOME.position)
         assert c.state == ExecutorState.IDLE and c.hold and c.gripper is None
     assert ex.status(0.1).holds == 0  # idle ticks are not counted as holds
 
@@ -108,7 +109,8 @@ def test_stale_pose_gives_zero_twist_in_twist_mode():
     cmd = ex.tick(0.2, None)  # last pose at 0.0 is now 0.2 s old
     assert cmd.hold and not np.any(cmd.linear)
     assert "stale" in cmd.reason
-    assert cmd.position[0] > HOME.position[0]  # the pose target itself keeps following the plan
+    assert cmd.state == ExecutorState.HOLDING  # never "running" while the output is zero
+    assert cmd.position[0] > HOME.position[0]  # the pose target holds the last command, not the old pose
 
 
 def test_clock_jumping_back_drops_the_plan_and_holds():

@@ -18,7 +18,7 @@ def _write_all_types(path, storage):
     chunk = ActionChunk(stamp=12.25, dt=0.1, actions=np.column_stack([rng.normal(size=(5, 3)), 0.1 * rng.normal(size=(5, 3)),
                                                                       rng.uniform(0, 1, 5)]),
                         mode=ActionMode.DELTA, frame_id="base_link",
-                        reference_pose=EEPose(np.array([0.4, 0.1, 0.3]), np.array([0.0, 0.0, 0.3, 0.95]), "base_link"),
+                        reference_pose=EEPose(np.array([0.4, 0.1, 0.3]), np.array([0.0, 0.0, 0.3, 0.954]), "base_link"),
                         seq=7, policy_id="flow_matching", checkpoint_id="ck-1", inference_latency=0.031, observation_age=0.012)
     with BagWriter(path, storage=storage) as w:
         m = w.msgs
@@ -26,7 +26,7 @@ def _write_all_types(path, storage):
         w.write("/cam", 12.1, m.image(12.1, "cam", img))
         w.write("/cam_bgr", 12.1, m.image(12.1, "cam", img, encoding="bgr8"))
         w.write("/joint_states", 12.2, m.joint_state(12.2, ["a", "b"], [0.5, -1.25]))
-        w.write("/ee_pose", 12.2, m.pose_stamped(12.2, "base_link", [0.4, 0.1, 0.3], [0.0, 0.0, 0.3, 0.95]))
+        w.write("/ee_pose", 12.2, m.pose_stamped(12.2, "base_link", [0.4, 0.1, 0.3], [0.0, 0.0, 0.3, 0.954]))
         w.write("/action_chunk", 12.3, m.action_chunk(chunk))
     return img, chunk
 

@@ -116,6 +116,17 @@ class PolicyConfig:
     autostart: bool = param(
         True, "policy_node: configure (load) and activate at start-up; false = wait for lifecycle transitions (launch)."
     )
+    inference_timeout: float = param(
+        5.0, "Policy watchdog: an inference running longer than this sets PolicyStatus ERROR with a message; "
+        "~/load_policy answers within it too (s).", min=0.01, max=600.0,
+    )
+    max_bad_chunks: int = param(
+        3, "Consecutive chunks refused by the chunk check (workspace, reach, gripper, ...) before the policy node goes "
+        "to ERROR and stops publishing until the next good chunk or a reconfigure.", min=1, max=1000,
+    )
+    max_instruction_length: int = param(
+        2000, "Longest accepted instruction (characters); a longer one is refused by name.", min=1, max=1_000_000,
+    )
 
 
 @dataclass
@@ -127,6 +138,10 @@ class SyncConfig:
     max_age: float = param(
         0.5, "An observation older than this (ROS time now - stamp) is not used and counts as dropped (s).",
         min=0.0, max=60.0,
+    )
+    max_image_pixels: int = param(
+        4096 * 4096, "Largest accepted camera image (width * height, raw or decoded compressed); larger ones are "
+        "refused before any pixel is decoded.", min=1,
     )
     eager: bool = param(
         False, "Emit an observation as soon as every input has a message within slop; false = first wait until each "
@@ -169,7 +184,22 @@ class ExecutorConfig:
     expected_delay: float = param(
         0.0, "Expected inference delay for RTC committed steps (s); 0 = use the measured chunk delay.", min=0.0
     )
-    dry_run: bool = param(True, "Publish commands to the preview topics only, never to the robot.")
+    dry_run: bool = param(
+        True, "Publish commands to the preview topics only, never to the robot. Can be changed at run time "
+        "(ros2 param set); the change is logged at WARN."
+    )
+    max_chunk_steps: int = param(
+        256, "Longest accepted action chunk (steps); a longer one is refused whole before it is decoded.",
+        min=1, max=100000,
+    )
+    max_queued_chunks: int = param(
+        4, "executor_node: chunks received but not yet processed; on overflow the oldest is dropped and counted.",
+        min=1, max=1000,
+    )
+    estop_required: bool = param(
+        False, "Hold (execute no chunk) until the e-stop topic has been heard at least once, so a dead e-stop input "
+        "cannot go unnoticed."
+    )
     output_mode: str = param("pose", "Command output.", choices=("pose", "twist", "both"))
     pose_topic: str = param("target_pose", "geometry_msgs/PoseStamped command topic.")
     twist_topic: str = param("delta_twist_cmds", "geometry_msgs/TwistStamped command topic (MoveIt Servo).")
@@ -206,7 +236,34 @@ class SafetyConfig:
     gripper_min: float = param(0.0, "Lowest normalised gripper command.", min=0.0, max=1.0)
     gripper_max: float = param(1.0, "Highest normalised gripper command.", min=0.0, max=1.0)
     max_pose_age: float = param(
-        0.5, "Twist output: an end-effector pose older than this is stale -> zero twist (s).", min=0.0
+        0.5, "A measured end-effector pose older than this is stale: the executor holds (zero twist) and says so (s).",
+        min=0.0,
+    )
+    workspace_margin: float = param(
+        0.05, "Plausibility margin around the workspace box: a measured pose or a chunk pose further outside than "
+        "this is implausible (pose -> hold; chunk -> refused whole) (m).", min=0.0,
+    )
+    max_measured_speed: float = param(
+        2.0, "A measured end-effector pose that moved faster than this since the previous reading is implausible "
+        "(a jump: wrong TF, units, another robot) -> hold (m/s).", min=0.0,
+    )
+    max_measured_angular_speed: float = param(
+        10.0, "The same for the measured orientation (rad/s).", min=0.0,
+    )
+    max_start_distance: float = param(
+        0.2, "A chunk's first pose must lie within this of the measured pose (a bridge covers the rest slowly); "
+        "further -> refused (m).", min=0.0,
+    )
+    max_start_angle: float = param(
+        1.0, "The same for the first pose's rotation from the measured orientation (rad).", min=0.0,
+    )
+    max_tracking_error: float = param(
+        0.1, "Twist output: the executor integrates its own twist commands; when the measured pose strays further "
+        "than this from that integral (a frozen or wrong pose), it holds with zero twist (m).", min=0.0,
+    )
+    delta_reference_tolerance: float = param(
+        0.05, "A DELTA chunk's reference_pose must lie within this (plus max_linear_speed x the chunk's age) of the "
+        "measured pose; otherwise it is refused (m).", min=0.0,
     )
 
     def check(self) -> None:

@@ -21,8 +21,26 @@ RAW_ENCODINGS: dict[str, int] = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "
 SUPPORTED_ENCODINGS = tuple(RAW_ENCODINGS)
 
 
+# A quaternion on the wire must be a unit quaternion to this tolerance; anything else (norm 7, a
+# near-zero "quaternion" that normalises into an arbitrary flip) is refused, never renormalised.
+QUATERNION_NORM_TOLERANCE = 1e-3
+
+
 class MessageError(ValueError):
     """A message cannot be turned into an observation / chunk; the text names the field."""
+
+
+class ChunkTooLong(MessageError):
+    """An ActionChunk with more steps than allowed (refused before its poses are decoded)."""
+
+
+def _check_unit(norms: np.ndarray, field: str) -> None:
+    bad = np.flatnonzero(~(np.abs(norms - 1.0) <= QUATERNION_NORM_TOLERANCE))
+    if bad.size:
+        i = int(bad[0])
+        where = f"step {i} has norm" if norms.shape[0] > 1 else "got norm"
+        raise MessageError(f"{field}.orientation: expected finite unit quaternions (x, y, z, w) with norm 1 +- "
+                           f"{QUATERNION_NORM_TOLERANCE}; {where} {float(norms[i]):.6g}")
 
 
 def stamp_to_sec(stamp: Any) -> float:
@@ -115,6 +133,9 @@ def joint_positions(msg: Any, joint_names: Sequence[str], topic: str = "joint_st
     if len(positions) != len(names):
         raise MessageError(f"{topic}: position: expected one value per name ({len(names)}), got {len(positions)}")
     index = {n: i for i, n in enumerate(names)}
+    if len(index) != len(names):
+        dups = sorted({n for n in names if names.count(n) > 1})
+        raise MessageError(f"{topic}: name: duplicate joint name(s) {', '.join(dups)}; expected each joint once")
     missing = [j for j in joint_names if j not in index]
     if missing:
         raise MessageError(f"{topic}: name: joint(s) {', '.join(missing)} missing; message has {', '.join(names) or 'no joints'}")
@@ -126,19 +147,25 @@ def joint_positions(msg: Any, joint_names: Sequence[str], topic: str = "joint_st
 
 
 def pose_to_ee(pose: Any, frame_id: str = "", topic: str = "pose") -> EEPose:
-    """geometry_msgs/Pose -> EEPose; non-finite or zero quaternions raise MessageError."""
+    """geometry_msgs/Pose -> EEPose; non-finite values or a non-unit quaternion raise MessageError."""
     p, q = pose.position, pose.orientation
+    quat = np.array([q.x, q.y, q.z, q.w], dtype=np.float64)
     try:
-        return EEPose(np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w]), frame_id)
+        if np.all(np.isfinite(quat)):
+            _check_unit(np.array([math.sqrt(float(quat @ quat))]), "pose")
+        return EEPose(np.array([p.x, p.y, p.z]), quat, frame_id)
     except ValueError as exc:
         raise MessageError(f"{topic}: {exc}") from exc
 
 
-def chunk_from_msg(msg: Any, topic: str = "action_chunk") -> ActionChunk:
-    """vla_ros/ActionChunk message -> ActionChunk (validated: sizes, finiteness, mode, dt)."""
+def chunk_from_msg(msg: Any, topic: str = "action_chunk", max_steps: int | None = None) -> ActionChunk:
+    """vla_ros/ActionChunk message -> ActionChunk (validated: sizes, finiteness, unit quaternions,
+    mode, dt). With `max_steps`, a longer chunk raises `ChunkTooLong` before any pose is read."""
     n_poses, n_grip = len(msg.poses), len(msg.gripper)
     if n_poses == 0:
         raise MessageError(f"{topic}: poses: expected at least one pose, got an empty chunk")
+    if max_steps is not None and n_poses > max_steps:
+        raise ChunkTooLong(f"{topic}: poses: {n_poses} steps, more than executor.max_chunk_steps = {max_steps}")
     if n_grip != n_poses:
         raise MessageError(f"{topic}: gripper: expected one value per pose ({n_poses}), got {n_grip}")
     try:
@@ -147,8 +174,9 @@ def chunk_from_msg(msg: Any, topic: str = "action_chunk") -> ActionChunk:
         raise MessageError(f"{topic}: action_mode: expected 0 (absolute) or 1 (delta), got {msg.action_mode}") from None
     pos = np.array([[p.position.x, p.position.y, p.position.z] for p in msg.poses], dtype=np.float64)
     quat = np.array([[p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w] for p in msg.poses])
-    if not np.all(np.isfinite(quat)) or np.any(np.linalg.norm(quat, axis=1) < 1e-9):
+    if not np.all(np.isfinite(quat)):
         raise MessageError(f"{topic}: poses.orientation: expected finite unit quaternions (x, y, z, w)")
+    _check_unit(np.linalg.norm(quat, axis=1), f"{topic}: poses")
     actions = np.concatenate([pos, quat_to_rotvec(quat_normalize(quat)), np.asarray(msg.gripper, np.float64)[:, None]], axis=1)
     frame = str(msg.header.frame_id)
     try:

@@ -28,8 +28,19 @@ current plan by the configured strategy (`blending`), entered through a bridge w
 from the last command (`bridge`), sampled at every tick by interpolation (`interpolation`), and
 every command passes the safety limits (`safety`). No valid chunk for ``watchdog_timeout`` ->
 the plan is dropped and the last safe command is held (`watchdog`); the e-stop latches a hold
-until `reset`. Before any command the executor holds the first end-effector pose it is given
-(the "initial hold pose"); without one it outputs nothing.
+until `reset`, and a chunk observed before the e-stop never runs after it.
+
+Plausibility (`plausibility`) comes before all of that: a chunk is refused whole when it leaves
+the workspace (plus a margin), starts out of reach of the measured pose, carries gripper values
+out of range, is too long, or (DELTA) carries a reference that is not where the arm is; a measured
+pose that is outside the workspace, jumps faster than an arm can move, or is older than
+``safety.max_pose_age`` is never used: the executor drops its plan and holds, and says why.
+While idle (no chunk yet) the hold target follows the plausible measured pose through the safety
+filter, so the first chunk's bridge starts where the arm really is; before any plausible pose the
+executor outputs nothing. Twist output servos only on a plausible, fresh pose, its own integral is
+kept inside the workspace, and a measured pose that stops following that integral (a frozen
+publisher) makes it hold. After a stall of the control loop the step limits grow with at most two
+control periods, never with the whole gap.
 """
 
 from __future__ import annotations
@@ -44,15 +55,18 @@ from vla_ros.core.executor.blending import Plan, make_strategy
 from vla_ros.core.executor.bridge import Bridge, plan_bridge
 from vla_ros.core.executor.command import Command, ExecutorState, ExecutorStatusData
 from vla_ros.core.executor.interpolation import PoseSample, quat_delta_rotvec
+from vla_ros.core.executor.plausibility import CHUNK_PROBLEM_CODES, PoseMonitor, check_chunk
 from vla_ros.core.executor.safety import LIMIT_NAMES, SafetyFilter
 from vla_ros.core.executor.stats import DelayStats, LoopStats
 from vla_ros.core.executor.timeline import TIME_EPS, grid_after, place_chunk
 from vla_ros.core.executor.watchdog import Watchdog
-from vla_ros.core.msg_decode import MessageError, chunk_from_msg
+from vla_ros.core.msg_decode import ChunkTooLong, MessageError, chunk_from_msg
 from vla_ros.core.executor.rtc import ExecutionPlan
 from vla_ros.core.types import ActionChunk, EEPose
 
 _ZERO3 = np.zeros(3)
+# After a stall, the safety filter's per-tick limits scale with at most this many control periods.
+MAX_STEP_PERIODS = 2.0
 
 
 class SubmitResult(NamedTuple):
@@ -79,6 +93,7 @@ class ChunkExecutor:
         self.frame_id = frame_id
         self.strategy = make_strategy(self.cfg.strategy, self.cfg.ensemble_decay)
         self.safety = SafetyFilter(self.safety_cfg)
+        self.monitor = PoseMonitor(self.safety_cfg)
         self.watchdog = Watchdog(self.cfg.watchdog_timeout)
         self.loop_stats = LoopStats()
         self.delays = DelayStats(self.cfg.delay_window)
@@ -89,10 +104,13 @@ class ChunkExecutor:
         self._plan_changed = False  # a new chunk entered the plan: check for a bridge at the next tick
         self._last_cmd: PoseSample | None = None
         self._last_tick: float | None = None
-        self._pose: PoseSample | None = None
-        self._pose_time = -math.inf
+        self._pose: PoseSample | None = None  # the current plausible, fresh measured pose (None: none)
+        self._twist_integral: np.ndarray | None = None  # where the twist commands alone would have taken the arm
+        self._twist_last = _ZERO3  # the last commanded linear twist
+        self._tracking_fault = False  # the measured pose stopped following the twist integral (latched)
         self._estop = False
         self._estop_reason = ""
+        self._estop_time = -math.inf  # chunks observed before this never run
         self._had_chunk = False
         self._state = ExecutorState.IDLE
         self._hold_reason = ""
@@ -108,10 +126,21 @@ class ChunkExecutor:
         self.clamps = 0
         self.holds = 0
         self.bridges = 0
+        self.chunk_problems: dict[str, int] = dict.fromkeys(CHUNK_PROBLEM_CODES, 0)
+        self.pose_holds = 0  # ticks held because the measured pose was implausible or stale
 
     @classmethod
     def from_config(cls, cfg: VlaConfig) -> "ChunkExecutor":
         return cls(cfg.executor, cfg.safety, frame_id=cfg.robot.base_frame)
+
+    def set_safety(self, safety: SafetyConfig) -> None:
+        """Apply new safety limits from the next tick / chunk on (a run-time parameter change).
+
+        `safety` must be validated (schema + ``SafetyConfig.check``); the counters are kept.
+        """
+        self.safety_cfg = safety
+        self.safety.set_config(safety)
+        self.monitor.safety = safety
 
     # ------------------------------------------------------------------ chunks in
     def submit(self, chunk: ActionChunk, now: float) -> SubmitResult:
@@ -119,11 +148,6 @@ class ChunkExecutor:
         self.chunks_received += 1
         if not isinstance(chunk, ActionChunk):
             return self._reject(f"action_chunk: expected an ActionChunk, got {type(chunk).__name__}", count_received=False)
-        if chunk.frame_id and self.frame_id and chunk.frame_id != self.frame_id:
-            return self._reject(
-                f"action_chunk.header.frame_id: expected {self.frame_id!r} (robot.base_frame) or '', got {chunk.frame_id!r}",
-                count_received=False,
-            )
         ahead = chunk.stamp - now
         if ahead > self.cfg.max_future_stamp:
             return self._reject(
@@ -136,6 +160,16 @@ class ChunkExecutor:
         if self._estop:
             self._message = f"e-stop latched: chunk {chunk.seq} ignored until reset"
             return SubmitResult(False, self._message, 0, delay)
+        if chunk.stamp < self._estop_time:
+            self.chunks_stale += 1
+            self._message = (f"chunk {chunk.seq} was observed {self._estop_time - chunk.stamp:.3f} s before the last "
+                             "e-stop: never executed after the reset")
+            return SubmitResult(False, self._message, 0, delay)
+        problem = check_chunk(chunk, self.safety_cfg, measured=self.monitor.fresh_pose(now), now=now,
+                              max_steps=self.cfg.max_chunk_steps, frame_id=self.frame_id)
+        if problem is not None:
+            self.chunk_problems[problem.code] += 1
+            return self._reject(f"chunk {chunk.seq} ({problem.code}): {problem.message}", count_received=False)
         self._check_watchdog(now)
         if self._plan is not None and chunk.stamp < self._plan.stamp - TIME_EPS:
             self.chunks_stale += 1
@@ -166,7 +200,10 @@ class ChunkExecutor:
     def submit_msg(self, msg: Any, now: float, topic: str = "action_chunk") -> SubmitResult:
         """Decode an ActionChunk message (rclpy or rosbags) and `submit` it; malformed -> rejected."""
         try:
-            chunk = chunk_from_msg(msg, topic)
+            chunk = chunk_from_msg(msg, topic, max_steps=self.cfg.max_chunk_steps)
+        except ChunkTooLong as exc:
+            self.chunk_problems["length"] += 1
+            return self.reject(str(exc))
         except (MessageError, ValueError, TypeError, AttributeError) as exc:
             return self.reject(str(exc))
         return self.submit(chunk, now)
@@ -188,6 +225,7 @@ class ChunkExecutor:
         if not self._estop:
             self._estop = True
             self._estop_reason = f"e-stop latched ({reason}); reset required"
+        self._estop_time = max(self._estop_time, now)
         self._drop_plan()
         self._state = ExecutorState.ESTOP
         self._reason = self._estop_reason
@@ -210,31 +248,38 @@ class ChunkExecutor:
 
     # ------------------------------------------------------------------ control loop
     def tick(self, now: float, current_pose: EEPose | None = None, pose_time: float | None = None) -> Command | None:
-        """One control step at `now`: the safe command to send, or None before any reference pose.
+        """One control step at `now`: the safe command to send, or None before any plausible pose.
 
         `current_pose` is the measured end-effector pose (in `frame_id`) measured at `pose_time`
-        (default `now`); the first one becomes the initial hold pose, and twist output servos
-        towards the plan with it (a pose older than ``safety.max_pose_age`` gives zero twist).
+        (default `now`); it is judged by `PoseMonitor` first. While idle the hold target follows
+        it; twist output servos towards the plan with it. An implausible or stale pose (older than
+        ``safety.max_pose_age``) drops the plan and holds (zero twist), with the reason.
         """
         if current_pose is not None:
-            self._pose = PoseSample(current_pose.position, current_pose.orientation, None)
-            self._pose_time = now if pose_time is None else float(pose_time)
+            when = now if pose_time is None else float(pose_time)
+            if when != self.monitor.reading_time:  # a new reading, not the same one passed again
+                self.monitor.update(current_pose, when)
         if self._last_tick is not None and now < self._last_tick - TIME_EPS:
             self._drop_plan()
             self.loop_stats.reset_origin()
             self._last_tick = None
             self._hold_reason = f"clock jumped back to {now:.3f} s: plan dropped"
         self.loop_stats.record(now)
-        dt = now - self._last_tick if self._last_tick is not None else 1.0 / self.cfg.control_rate
+        period = 1.0 / self.cfg.control_rate
+        dt = now - self._last_tick if self._last_tick is not None else period
         self._last_tick = now
+        dt_limit = min(dt, MAX_STEP_PERIODS * period)  # a stall never licenses a bigger jump
         self._check_watchdog(now)
 
+        pose_problem = self.monitor.problem(now)
+        fresh = self.monitor.pose if not pose_problem else None
+        self._pose = PoseSample(fresh.position, fresh.orientation, None) if fresh is not None else None
         if self._last_cmd is None:
             if self._pose is None:
                 self._state = ExecutorState.ESTOP if self._estop else ExecutorState.IDLE
-                self._reason = "waiting for the end-effector pose (robot.ee_pose_topic): no command yet"
+                self._reason = f"{pose_problem}: no command yet"
                 return None
-            self._last_cmd = self._pose  # the initial hold pose: where the arm is
+            self._last_cmd = self._pose  # the initial hold pose: where the arm is (plausible, fresh)
         prev = self._last_cmd
         limits: tuple[str, ...] = ()
         hold = True
@@ -242,6 +287,13 @@ class ChunkExecutor:
         safe = prev
         if self._estop:
             state, reason = ExecutorState.ESTOP, self._estop_reason
+        elif pose_problem:
+            if self._plan is not None:
+                self._drop_plan()
+                self._hold_reason = f"plan dropped: {pose_problem}"
+            self.pose_holds += 1
+            state = ExecutorState.HOLDING if self._had_chunk else ExecutorState.IDLE
+            reason = f"holding: {pose_problem}"
         elif self._plan is not None:
             plan = self._plan
             if self._plan_changed:
@@ -255,7 +307,7 @@ class ChunkExecutor:
                 self._bridge = None
             raw = self._bridge.sample(now) if self._bridge is not None else plan.waypoints.sample(now)
             finished = self._bridge is None and now > plan.end + TIME_EPS
-            safe, flags, bad = self.safety.filter_pose(raw, prev, dt)
+            safe, flags, bad = self.safety.filter_pose(raw, prev, dt_limit)
             limits = tuple(flags)
             if safe.gripper is None:
                 safe = PoseSample(safe.position, safe.quaternion, prev.gripper)
@@ -266,24 +318,34 @@ class ChunkExecutor:
             elif finished:
                 reason = "plan finished: holding its last pose until the next chunk"
         elif not self._had_chunk:
-            state, reason = ExecutorState.IDLE, "no chunk received yet: holding the initial pose"
+            # Idle: the hold target follows where the arm is (hand guiding, another controller).
+            follow, flags, _ = self.safety.filter_pose(PoseSample(self._pose.position, self._pose.quaternion,
+                                                                  prev.gripper), prev, dt_limit)
+            safe, limits = follow, tuple(flags)
+            state, reason = ExecutorState.IDLE, "no chunk received yet: holding the measured pose"
         else:
             state, reason = ExecutorState.HOLDING, self._hold_reason or "holding"
+        if hold and state == ExecutorState.HOLDING and self.safety.outside(prev.position):
+            # Limits tightened at run time: a held pose outside the new box walks back in at the allowed speed.
+            safe, flags, _ = self.safety.filter_pose(prev, prev, dt_limit)
+            limits = limits + tuple(flags)
 
         linear, angular = _ZERO3, _ZERO3
-        if self._twist and not hold:
-            if self._pose is not None and now - self._pose_time <= self.safety_cfg.max_pose_age:
-                gain = self.cfg.twist_gain
-                ff_lin = (safe.position - prev.position) / dt if dt > 0.0 else _ZERO3
-                ff_ang = quat_delta_rotvec(prev.quaternion, safe.quaternion) / dt if dt > 0.0 else _ZERO3
-                linear = ff_lin + gain * (safe.position - self._pose.position)
-                angular = ff_ang + gain * quat_delta_rotvec(self._pose.quaternion, safe.quaternion)
-                linear, angular, tflags, tbad = self.safety.filter_twist(linear, angular)
-                limits = limits + tuple(tflags)
-                if tbad:
-                    hold, reason = True, "non-finite twist replaced by zero"
-            else:
-                hold, reason = True, "end-effector pose stale (safety.max_pose_age): zero twist"
+        if self._twist:
+            why = self._tracking_problem(dt)
+            if not hold and not why:
+                linear, angular, tlimits, why = self._servo_twist(safe, prev, dt, dt_limit)
+                limits = limits + tlimits
+            if why and not hold:
+                safe, hold, reason, state = prev, True, why, ExecutorState.HOLDING
+                if self._plan is not None:
+                    self._drop_plan()
+                    self._hold_reason = f"plan dropped: {why}"
+            if hold:
+                linear, angular = _ZERO3, _ZERO3
+                self._twist_last = _ZERO3
+                if not self._tracking_fault:
+                    self._twist_integral = None  # re-synchronised to the measured pose when the twist resumes
 
         if hold and state != ExecutorState.IDLE:
             self.holds += 1
@@ -305,6 +367,48 @@ class ChunkExecutor:
             limits=limits,
             reason=reason,
         )
+
+    def _tracking_problem(self, dt: float) -> str:
+        """Advance the twist integral by the last twist; "" while the measured pose follows it.
+
+        The twist is integrated from the measured pose where it starts. A measured pose further
+        than ``safety.max_tracking_error`` from that integral is not following the commands (a
+        frozen publisher, a wrong transform): the fault latches - the integral is kept, not
+        re-synchronised - until the measured pose agrees with it again.
+        """
+        if self._twist_integral is None or self._pose is None:
+            return ""
+        self._twist_integral = self._twist_integral + self._twist_last * dt
+        self._twist_last = _ZERO3
+        drift = float(np.linalg.norm(self._pose.position - self._twist_integral))
+        self._tracking_fault = drift > self.safety_cfg.max_tracking_error
+        if not self._tracking_fault:
+            return ""
+        return (f"measured end-effector pose is {drift:.3f} m from where the twist commands took the arm (more than "
+                f"safety.max_tracking_error = {self.safety_cfg.max_tracking_error} m): frozen or wrong pose? zero twist")
+
+    def _servo_twist(self, safe: PoseSample, prev: PoseSample, dt: float,
+                     dt_limit: float) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], str]:
+        """(linear, angular, limits, why-held) of the twist towards `safe` from the measured pose.
+
+        Feed-forward of the command's own motion plus ``twist_gain`` x (target - measured); speeds
+        capped by the safety filter, and the components cut that would carry the twist's own
+        integral (see `_tracking_problem`) out of the workspace box.
+        """
+        pose = self._pose
+        integral = pose.position.copy() if self._twist_integral is None else self._twist_integral
+        gain = self.cfg.twist_gain
+        ff_lin = (safe.position - prev.position) / dt if dt > 0.0 else _ZERO3
+        ff_ang = quat_delta_rotvec(prev.quaternion, safe.quaternion) / dt if dt > 0.0 else _ZERO3
+        linear = ff_lin + gain * (safe.position - pose.position)
+        angular = ff_ang + gain * quat_delta_rotvec(pose.quaternion, safe.quaternion)
+        linear, angular, tflags, tbad = self.safety.filter_twist(linear, angular)
+        if tbad:
+            self._twist_integral = None
+            return _ZERO3, _ZERO3, tuple(tflags), "non-finite twist replaced by zero"
+        linear = self.safety.keep_inside(integral, linear, dt_limit, tflags)
+        self._twist_integral, self._twist_last = integral, linear
+        return linear, angular, tuple(tflags), ""
 
     def _check_watchdog(self, now: float) -> None:
         if (self._plan is not None or self._bridge is not None) and self.watchdog.expired(now):

@@ -9,12 +9,14 @@ Order, per command, relative to the previous *safe* command:
 4. rotation: the same with ``min(max_rotation_step, max_angular_speed * dt)`` (slerp shortening);
 5. gripper: clipped to ``[gripper_min, gripper_max]``.
 
-Twist outputs are limited to the same speeds. A limit that acts is counted by name
+Twist outputs are limited to the same speeds, and `keep_inside` cuts the components that would
+carry the twist's own integral out of the workspace box. A limit that acts is counted by name
 (`counts`), so the status shows *which* limit is working, not just that one is. Because step 3
 starts from the previous safe command, a limited command is always reachable from the last one;
 if the arm starts outside the workspace box, the commands walk it back in at the allowed speed
 rather than jumping. Holds (repeating the previous safe command) are not filtered again: they
-are, by construction, already safe.
+are, by construction, already safe - unless the limits were tightened at run time, when a held
+pose outside the new box walks back in the same way.
 """
 
 from __future__ import annotations
@@ -43,10 +45,14 @@ class SafetyFilter:
     """Clamps commands to `SafetyConfig` limits and counts every intervention by limit name."""
 
     def __init__(self, cfg: SafetyConfig):
+        self.set_config(cfg)
+        self.counts: dict[str, int] = dict.fromkeys(LIMIT_NAMES, 0)
+
+    def set_config(self, cfg: SafetyConfig) -> None:
+        """New limits from the next command on (counters kept)."""
         self.cfg = cfg
         self._lo = np.asarray(cfg.workspace_min, np.float64)
         self._hi = np.asarray(cfg.workspace_max, np.float64)
-        self.counts: dict[str, int] = dict.fromkeys(LIMIT_NAMES, 0)
 
     def _hit(self, flags: list[str], name: str) -> None:
         flags.append(name)
@@ -108,3 +114,22 @@ class SafetyFilter:
             self._hit(flags, "twist_angular")
             angular = angular * (self.cfg.max_angular_speed / w)
         return linear, angular, flags, False
+
+    def outside(self, position: np.ndarray) -> bool:
+        """True if `position` is outside the workspace box."""
+        return bool((position < self._lo).any() or (position > self._hi).any())
+
+    def keep_inside(self, position: np.ndarray, linear: np.ndarray, horizon: float, flags: list[str]) -> np.ndarray:
+        """`linear` with the components cut that would carry `position` out of the box within `horizon` s.
+
+        Outside the box already (within the plausibility margin), only motion back inwards (or none)
+        is left on that axis; nothing is ever pushed faster inwards than commanded.
+        """
+        if horizon <= 0.0:
+            return linear
+        upper = np.maximum((self._hi - position) / horizon, 0.0)
+        lower = np.minimum((self._lo - position) / horizon, 0.0)
+        cut = np.minimum(np.maximum(linear, lower), upper)
+        if (cut != linear).any():
+            self._hit(flags, "workspace")
+        return cut
