@@ -139,10 +139,12 @@ def check_chunk(chunk: ActionChunk, safety: SafetyConfig, *, measured: EEPose | 
         if problem is not None:
             return problem
     pos, quat, grip = absolute_actions(chunk)
-    for i in range(chunk.horizon):
-        out = outside_box(pos[i], safety)
-        if out:
-            return ChunkProblem("workspace", i, f"step {i}: {out}")
+    m = safety.workspace_margin
+    lo, hi = np.asarray(safety.workspace_min) - m, np.asarray(safety.workspace_max) + m
+    outside = np.flatnonzero(((pos < lo) | (pos > hi)).any(axis=1))
+    if outside.size:
+        i = int(outside[0])
+        return ChunkProblem("workspace", i, f"step {i}: {outside_box(pos[i], safety)}")
     bad = np.flatnonzero((grip < -GRIPPER_TOLERANCE) | (grip > 1.0 + GRIPPER_TOLERANCE))
     if bad.size:
         i = int(bad[0])
