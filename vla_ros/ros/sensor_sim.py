@@ -4,7 +4,8 @@ For bringing up the policy node without a robot, for its DDS tests and for bench
 Every ``1 / state_rate`` s it publishes a JointState and a PoseStamped stamped with the ROS time;
 every ``state_rate / camera_rate``-th tick also one frame per camera with *the same stamp*, so an
 observation's inputs are exactly aligned and a test can look the pose of a chunk's stamp up.
-The EE x position encodes the tick (``x = 0.40 + 0.001 * (tick % 100)``).
+The EE x position encodes the tick: a triangle wave ``x = 0.40 + 0.001 * |tick % 200 - 100|``
+(1 mm per tick, never a jump an arm could not make, so the plausibility checks accept it).
 
 Faults (``--fault NAME[=TARGET]``, repeatable) make the inputs bad in one specific way each:
 ``stale`` (stamps ``--stale-offset`` s in the past), ``bad_encoding=CAM`` (encoding "yuv422"),
@@ -40,7 +41,7 @@ DEFAULT_JOINTS = tuple(f"joint_{i}" for i in range(1, 7))
 
 def ee_x(tick: int) -> float:
     """EE x position published at `tick` (tests invert nothing: they look the pose up by stamp)."""
-    return 0.40 + 0.001 * (tick % 100)
+    return 0.40 + 0.001 * abs(tick % 200 - 100)
 
 
 class SensorSim(Node):
