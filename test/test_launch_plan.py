@@ -48,13 +48,17 @@ def test_franka_with_flow_matching_checkpoint(two_cam_ckpt):
     assert policy.parameters["robot.camera_topics"] == [
         "/scene_camera/color/image_raw", "/wrist_camera/color/image_raw/compressed"]
     assert policy.parameters["robot.joint_names"][0] == "fr3_joint1"
-    assert not any(k.startswith(("executor.", "safety.")) for k in policy.parameters)
+    # Each node gets only the keys it reads: the policy node checks chunks with the executor's limits.
+    assert [k for k in policy.parameters if k.startswith("executor.")] == ["executor.max_chunk_steps"]
+    assert policy.parameters["safety.workspace_min"] == [0.25, -0.45, 0.03]
     assert executor.parameters["executor.control_rate"] == 250.0
     assert executor.parameters["executor.strategy"] == "replace"
     assert executor.parameters["executor.dry_run"] is True  # the robot profile keeps dry-run on
     assert executor.parameters["safety.workspace_min"] == [0.25, -0.45, 0.03]
     assert executor.parameters["policy.chunk_topic"] == policy.parameters["policy.chunk_topic"]
     assert not any(k.startswith("sync.") for k in executor.parameters)
+    assert not any(k.startswith("policy.") for k in executor.parameters if k != "policy.chunk_topic")
+    assert "robot.camera_topics" not in executor.parameters and "robot.base_frame" in executor.parameters
     assert policy.remappings == () and executor.remappings == ()
     assert plan.policy_metadata.cameras == ("primary", "wrist")
     assert policy.ros_arguments == ("--log-level", "info")

@@ -136,12 +136,12 @@ BAD_INPUTS = [
      "/joint_states: position: joint(s) finger are NaN or inf"),
     ("ee", lambda t: ee_msg(t, frame="world"), "/ee_pose", "frame",
      "/ee_pose: header.frame_id: expected 'base_link' (robot.base_frame) or empty, got 'world'"),
-    ("ee", lambda t: ee_msg(t, quat=(0.0, 0.0, 0.0, 0.0)), "/ee_pose", "nonfinite", "/ee_pose: "),
+    ("ee", lambda t: ee_msg(t, quat=(0.0, 0.0, 0.0, 0.0)), "/ee_pose", "quaternion", "/ee_pose: "),
     ("ee", lambda t: ee_msg(t, x=float("nan")), "/ee_pose", "nonfinite", "/ee_pose: ee_pose.position: contains NaN or inf"),
     ("primary", lambda t: _with(rgb_to_image_msg(PRIMARY, 0.0)), "/cam/primary", "stamp",
      "/cam/primary: header.stamp: expected the capture time, got 0 (unset stamp)"),
     ("joints", lambda t: joints_msg(t + 5.0), "/joint_states", "stamp",
-     "/joint_states: header.stamp: 4.990 s ahead of the ROS clock; expected at most sync.max_age = 0.5 s"),
+     "/joint_states: header.stamp: 4.990 s ahead of the ROS clock; expected at most sync.slop = 0.02 s ahead"),
 ]
 
 
@@ -217,11 +217,15 @@ def test_compressed_images_decode_at_take_and_a_corrupt_one_is_rejected_there():
     b.add_joint_state(joints_msg(T0), T0)
     np.testing.assert_array_equal(b.take(T0).observation.images["primary"], PRIMARY)
 
-    b.add_image("primary", CompressedImage(header=header(T0 + 0.1), format="jpeg", data=b"not a jpeg"), T0 + 0.1)
+    # A valid header but a truncated body: only decoding finds out, at take.
+    b.add_image("primary", CompressedImage(header=header(T0 + 0.1), format="png", data=jpg.tobytes()[:40]), T0 + 0.1)
     b.add_joint_state(joints_msg(T0 + 0.1), T0 + 0.1)
     assert b.take(T0 + 0.1) is None
     assert problems[-1].code == "decode" and problems[-1].topic == "/cam/primary/compressed"
-    assert "cannot decode compressed image of format 'jpeg'; expected jpeg or png" in problems[-1].message
+    assert "cannot decode compressed image of format 'png'; expected jpeg or png" in problems[-1].message
+    # No PNG/JPEG header at all: its size is unknown, refused on arrival.
+    p = b.add_image("primary", CompressedImage(header=header(T0 + 0.15), format="jpeg", data=b"not a jpeg"), T0 + 0.15)
+    assert p.code == "decode" and "no PNG or JPEG header (format 'jpeg'); expected jpeg or png" in p.message
     p = b.add_image("primary", CompressedImage(header=header(T0 + 0.2), format="jpeg", data=b""), T0 + 0.2)
     assert p.code == "size" and "empty compressed image" in p.message
 

@@ -133,7 +133,10 @@ class PolicyConfig:
 class SyncConfig:
     """Approximate-time assembly of camera + joint-state observations (header stamps)."""
 
-    slop: float = param(0.05, "Maximum stamp difference between the inputs of one observation (s).", min=0.0, max=5.0)
+    slop: float = param(
+        0.05, "Maximum stamp difference between the inputs of one observation; also the most a header stamp may be "
+        "ahead of the ROS clock (further ahead = refused, it would block its input) (s).", min=0.0, max=5.0,
+    )
     queue_size: int = param(30, "Messages kept per input while waiting for partners.", min=1, max=1000)
     max_age: float = param(
         0.5, "An observation older than this (ROS time now - stamp) is not used and counts as dropped (s).",

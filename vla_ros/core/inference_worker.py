@@ -16,6 +16,10 @@ Flow of one inference (`run_once`, also callable synchronously, e.g. by the repl
   flight) and restarts ``seq`` at 0, as ActionChunk.msg specifies after every (re)load. It returns
   the previous policy so the caller can `close()` it.
 - A policy exception is counted and reported through ``on_error``; the thread keeps running.
+- A hung inference cannot hang its callers: `running_for()` tells a watchdog how long the one in
+  flight has been running, `set_policy(timeout=...)` gives up (`WorkerBusy`) instead of waiting
+  forever for it, and `stop()` returns False after its timeout so the caller can abandon the
+  (daemon) thread; a chunk finishing after `stop()` is never published.
 - When the instruction changes, `policy.reset()` is called before the next inference (new task).
 
 Offline, the replay may split an inference in two: `take_pending()` at the trigger time (the
@@ -39,6 +43,10 @@ from vla_ros.core.types import ActionChunk, ChunkGuidance, Observation
 
 TakeFn = Callable[[float], Any]  # now -> ObservationSample-like (has .observation) | Observation | None
 GuidanceFn = Callable[[Observation, Any], "ChunkGuidance | None"]  # (observation, metadata) -> guidance
+
+
+class WorkerBusy(TimeoutError):
+    """`set_policy` could not swap within its timeout: an inference is still running."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +157,7 @@ class InferenceWorker:
         self._requested_at = 0.0
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._infer_started: float | None = None  # perf_counter() when the inference in flight started
 
     # ------------------------------------------------------------------ policy
     @property
@@ -159,15 +168,32 @@ class InferenceWorker:
     def metadata(self) -> Any:
         return self._metadata
 
-    def set_policy(self, policy: Any) -> Any:
-        """Use `policy` from the next inference on (waits for the one in flight); returns the old one."""
-        with self._infer_lock:
+    def set_policy(self, policy: Any, timeout: float | None = None) -> Any:
+        """Use `policy` from the next inference on (waits for the one in flight); returns the old one.
+
+        `timeout` (s, None = forever): raise `WorkerBusy` (nothing changed) if the inference in
+        flight has not finished by then, so a hung policy cannot hang a swap or a teardown.
+        """
+        if not self._infer_lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            running = self.running_for(time.perf_counter())
+            raise WorkerBusy(
+                f"the inference in flight has been running for {running:.1f} s and did not finish within {timeout:g} s"
+            )
+        try:
             old = self._policy
             self._policy = policy
             self._metadata = policy.metadata if policy is not None else None
             self._seq = 0
             self._last_instruction = None
+        finally:
+            self._infer_lock.release()
         return old
+
+    def running_for(self, now: float) -> float:
+        """How long the inference in flight has been running at `now` (a ``time.perf_counter()``
+        value, s); 0.0 when none is. Read by the node's policy watchdog."""
+        started = self._infer_started
+        return 0.0 if started is None else max(0.0, now - started)
 
     # ------------------------------------------------------------------ thread
     @property
@@ -245,8 +271,12 @@ class InferenceWorker:
     def run_once(self, requested_at: float | None = None) -> InferenceRecord | None:
         """Take the newest observation, infer, publish; the record, or None if nothing was published."""
         with self._infer_lock:
-            pending = self._take_pending(requested_at)
-            return None if pending is None else self._run([pending], guided=True)[0]
+            self._infer_started = time.perf_counter()  # decoding in `take` counts: it can hang too
+            try:
+                pending = self._take_pending(requested_at)
+                return None if pending is None else self._run([pending], guided=True)[0]
+            finally:
+                self._infer_started = None
 
     def take_pending(self, requested_at: float | None = None) -> PendingInference | None:
         """Take the newest observation now, infer later with `run_pending` (None: no observation)."""
@@ -262,7 +292,11 @@ class InferenceWorker:
         if self._guidance is not None and len(pending) > 1:
             raise ValueError("run_pending: batched inference cannot use guidance (RTC); use run_once")
         with self._infer_lock:
-            return self._run(pending, guided=False)
+            self._infer_started = time.perf_counter()
+            try:
+                return self._run(pending, guided=False)
+            finally:
+                self._infer_started = None
 
     def _take_pending(self, requested_at: float | None) -> PendingInference | None:
         if self._policy is None:
@@ -336,5 +370,6 @@ class InferenceWorker:
         self.stats.used += 1
         self.stats.latency.add(chunk.inference_latency)
         self.stats.last_error = ""
-        self._publish(record)
+        if not self._stopping:  # stopped (or abandoned) while inferring: the chunk is not published
+            self._publish(record)
         return record

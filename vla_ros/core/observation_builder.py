@@ -17,6 +17,15 @@ Why it is split the way it is:
 - Nothing half-valid reaches the policy: `take` returns a fully built `ObservationSample` or None,
   and every refusal is counted (``rejected``: malformed input; ``dropped``: valid but too old, or
   superseded by a newer observation before inference) and reported through ``on_problem``.
+- Inputs are bounded before they cost anything: an image larger than ``sync.max_image_pixels``
+  (raw: height x width; compressed: the size in its PNG/JPEG header, read without decoding) and an
+  instruction longer than ``policy.max_instruction_length`` are refused by name. Decoding takes
+  time, so `take` checks the age again afterwards (with the caller's clock).
+- A message stamped further ahead of ``now`` than ``sync.slop`` is refused: accepted, it would
+  block its input (stamps must not go backwards) until the clock caught up with it.
+- With a ``safety`` section, the EE pose goes through the executor's `PoseMonitor`: a pose outside
+  the workspace plus margin (wrong frame, millimetres) or one that jumped faster than physically
+  possible is refused as an input problem, so no observation (and no chunk) is built from it.
 
 Usage (replay)::
 
@@ -33,6 +42,7 @@ Usage (replay)::
 from __future__ import annotations
 
 import math
+import struct
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -41,7 +51,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from vla_ros.core import msg_decode
-from vla_ros.core.config import ConfigError, RobotConfig, VlaConfig
+from vla_ros.core.config import ConfigError, RobotConfig, SafetyConfig, VlaConfig
+from vla_ros.core.executor.plausibility import PoseMonitor
 from vla_ros.core.msg_decode import MessageError
 from vla_ros.core.sync import ApproximateTimeSynchronizer, StampError, SyncedSet
 from vla_ros.core.types import ActionMode, Observation
@@ -51,7 +62,11 @@ EE_POSE = "ee_pose"
 CLOCK_JUMP = 0.1  # [s] `now` going back by more than this = the clock was reset (sim restart, bag loop)
 
 # Problem codes (InputProblem.code)
-CODES = ("stamp", "encoding", "size", "nonfinite", "missing_joint", "frame", "decode", "instruction", "stale", "clock")
+CODES = ("stamp", "encoding", "size", "too_large", "nonfinite", "quaternion", "missing_joint", "duplicate_joint", "frame",
+         "implausible", "decode", "instruction", "stale", "clock")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (they carry the image size); C4 (DHT), C8 (JPG), CC (DAC) are not frames.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
 def camera_input(name: str) -> str:
@@ -206,6 +221,44 @@ def _stamp_ns(stamp: Any) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
+def compressed_image_size(data: Any) -> tuple[int, int] | None:
+    """(height, width) from a PNG or JPEG header without decoding any pixel; None if the bytes
+    are neither (or the header is cut short). Lets a 20000 x 20000 PNG of a few hundred kB be
+    refused before it is inflated into gigabytes."""
+    try:
+        mv = memoryview(data).cast("B")
+    except TypeError:
+        mv = memoryview(np.asarray(data, dtype=np.uint8).reshape(-1))
+    n = len(mv)
+    if n >= 24 and bytes(mv[:8]) == _PNG_SIGNATURE and bytes(mv[12:16]) == b"IHDR":
+        width, height = struct.unpack(">II", bytes(mv[16:24]))
+        return int(height), int(width)
+    if n < 4 or mv[0] != 0xFF or mv[1] != 0xD8:
+        return None
+    i = 2
+    while i + 3 < n:
+        if mv[i] != 0xFF:
+            return None  # not at a marker: corrupt stream
+        marker = mv[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image / start of scan before any frame header
+            return None
+        length = (mv[i + 2] << 8) | mv[i + 3]
+        if marker in _JPEG_SOF:
+            if i + 9 > n:
+                return None
+            height = (mv[i + 5] << 8) | mv[i + 6]
+            width = (mv[i + 7] << 8) | mv[i + 8]
+            return int(height), int(width)
+        i += 2 + length
+    return None
+
+
 class ObservationBuilder:
     """Validation, synchronisation and assembly of observations (see the module docstring).
 
@@ -225,9 +278,19 @@ class ObservationBuilder:
         allow_empty_instruction: bool = False,
         decode_image: Callable[[Any, str], np.ndarray] | None = None,
         on_problem: Callable[[InputProblem], None] | None = None,
+        max_image_pixels: int | None = None,
+        max_instruction_length: int | None = None,
+        safety: SafetyConfig | None = None,
     ):
         self.spec = spec
         self.max_age = float(max_age)
+        self.slop = float(slop)
+        self.max_image_pixels = None if max_image_pixels is None else int(max_image_pixels)
+        self.max_instruction_length = None if max_instruction_length is None else int(max_instruction_length)
+        self.safety = safety
+        # Judges the EE pose like the executor does (None: no safety section given, not judged).
+        self.pose_monitor = PoseMonitor(safety) if safety is not None else None
+        self._instruction_refused = ""  # why the last instruction was refused ("" = it was not)
         self.allow_empty_instruction = bool(allow_empty_instruction)
         self._decode_raw = decode_image or msg_decode.image_to_rgb
         self.on_problem = on_problem
@@ -251,7 +314,9 @@ class ObservationBuilder:
 
     @classmethod
     def from_config(cls, spec: ObservationSpec, cfg: VlaConfig, **kwargs: Any) -> "ObservationBuilder":
-        """Builder with sync.* and policy.instruction / allow_empty_instruction from `cfg`."""
+        """Builder with sync.*, policy.instruction / allow_empty_instruction / max_instruction_length
+        and the safety section (EE pose plausibility) from `cfg`."""
+        kwargs.setdefault("safety", cfg.safety)
         return cls(
             spec,
             slop=cfg.sync.slop,
@@ -260,6 +325,8 @@ class ObservationBuilder:
             eager=cfg.sync.eager,
             instruction=cfg.policy.instruction,
             allow_empty_instruction=cfg.policy.allow_empty_instruction,
+            max_image_pixels=cfg.sync.max_image_pixels,
+            max_instruction_length=cfg.policy.max_instruction_length,
             **kwargs,
         )
 
@@ -293,11 +360,24 @@ class ObservationBuilder:
 
         An empty instruction is accepted here but every observation is then rejected at `take`
         (unless allow_empty_instruction): the robot pauses instead of acting on no instruction.
+        Longer than ``max_instruction_length``: refused (a problem, counted rejected) and the
+        instruction becomes empty, so the robot pauses instead of carrying on with the old task.
         """
         text = str(text).strip()
+        refused = ""
+        limit = self.max_instruction_length
+        if limit is not None and len(text) > limit:
+            topic = self.spec.instruction_topic or "policy.instruction"
+            refused = (f"{topic}: data: instruction of {len(text)} characters refused; expected at most "
+                       f"policy.max_instruction_length = {limit}")
+            text = ""
         with self._lock:
-            changed = text != self._instruction
+            changed = text != self._instruction or bool(refused) != bool(self._instruction_refused)
             self._instruction = text
+            self._instruction_refused = refused
+        if refused:
+            self._problem(self.spec.instruction_topic or "policy.instruction", "instruction", refused)
+            return False
         return changed
 
     def _check_clock(self, now: float) -> None:
@@ -309,6 +389,8 @@ class ObservationBuilder:
                 self.sync.reset()
                 self._pending = None
                 self.stats.clock_resets += 1
+                if self.pose_monitor is not None:  # pose history of another timeline: start over
+                    self.pose_monitor = PoseMonitor(self.safety)
         if jumped:
             self._problem(
                 "clock", "clock", f"ROS time jumped back by {back:.3f} s: synchronizer reset (sim restart or bag loop?)", "none"
@@ -324,11 +406,13 @@ class ObservationBuilder:
             return self._problem(topic, "stamp", f"{topic}: header.stamp: expected the capture time, got 0 (unset stamp)")
         t = msg_decode.stamp_to_sec(stamp)
         ahead = t - now
-        if ahead > max(self.max_age, 0.0) and math.isfinite(now):
+        # Further ahead than slop, the message would block its input (stamps may not go back)
+        # until the clock caught up with it: refuse it instead.
+        if ahead > self.slop and math.isfinite(now):
             return self._problem(
                 topic, "stamp",
-                f"{topic}: header.stamp: {ahead:.3f} s ahead of the ROS clock; expected at most sync.max_age = "
-                f"{self.max_age:g} s (are the machines' clocks synchronised?)",
+                f"{topic}: header.stamp: {ahead:.3f} s ahead of the ROS clock; expected at most sync.slop = "
+                f"{self.slop:g} s ahead (are the machines' clocks synchronised?)",
             )
         return t, ns
 
@@ -380,12 +464,35 @@ class ObservationBuilder:
             if compressed:
                 if len(msg.data) == 0:
                     raise MessageError(f"{topic}: data: empty compressed image (format {msg.format!r}); expected jpeg or png bytes")
+                size = compressed_image_size(msg.data)
+                if size is None:
+                    return self._problem(
+                        topic, "decode",
+                        f"{topic}: data: no PNG or JPEG header (format {msg.format!r}); expected jpeg or png bytes",
+                    )
             else:
+                size = (int(msg.height), int(msg.width))
+            too_large = self._too_large(topic, size, "header" if compressed else "height x width")
+            if too_large is not None:
+                return too_large
+            if not compressed:
                 msg_decode.check_image(msg, topic)
         except MessageError as exc:
             code = "encoding" if "encoding" in str(exc) else "size"
             return self._problem(topic, code, str(exc))
         return self._queue(name, topic, st[0], (st[1], msg, compressed), now)
+
+    def _too_large(self, topic: str, size: tuple[int, int], where: str) -> InputProblem | None:
+        """A problem if an image of `size` (height, width) exceeds sync.max_image_pixels."""
+        limit = self.max_image_pixels
+        h, w = size
+        if limit is None or h * w <= limit:
+            return None
+        return self._problem(
+            topic, "too_large",
+            f"{topic}: image of {w}x{h} = {h * w} pixels ({where}) refused; expected at most "
+            f"sync.max_image_pixels = {limit}",
+        )
 
     def add_joint_state(self, msg: Any, now: float) -> InputProblem | None:
         """sensor_msgs/JointState: positions in joint order (+ normalised gripper), all finite."""
@@ -406,7 +513,12 @@ class ObservationBuilder:
             gripper = self._gripper(msg, topic)
         except MessageError as exc:
             text = str(exc)
-            code = "missing_joint" if "missing" in text else ("nonfinite" if "NaN" in text else "size")
+            if "duplicate" in text:
+                code = "duplicate_joint"
+            elif "missing" in text:
+                code = "missing_joint"
+            else:
+                code = "nonfinite" if "NaN" in text else "size"
             return self._problem(topic, code, text)
         if self._joint_names is None:
             self._joint_names = names
@@ -444,7 +556,13 @@ class ObservationBuilder:
             try:
                 pose = msg_decode.pose_to_ee(msg.pose, frame or base, topic)
             except MessageError as exc:
-                return self._problem(topic, "nonfinite", str(exc))
+                text = str(exc)
+                return self._problem(topic, "quaternion" if "unit quaternion" in text else "nonfinite", text)
+        monitor = self.pose_monitor
+        if monitor is not None:
+            why = monitor.update(pose, st[0])
+            if why:
+                return self._problem(topic, "implausible", f"{topic}: {why}; pose refused")
         return self._queue(EE_POSE, topic, st[0], (st[1], pose), now)
 
     # ------------------------------------------------------------------ output
@@ -462,25 +580,29 @@ class ObservationBuilder:
         with self._lock:
             self._pending = None
 
-    def take(self, now: float) -> ObservationSample | None:
+    def take(self, now: float, clock: Callable[[], float] | None = None) -> ObservationSample | None:
         """The newest synchronized observation not taken yet, validated and decoded; else None.
 
         None when there is none, or it is older than sync.max_age (counted dropped), or the
-        instruction is empty, or an image does not decode (counted rejected).
+        instruction is empty (or was refused), or an image does not decode or is too large
+        (counted rejected). `clock` (ROS time, e.g. the node's clock; None = not checked) is read
+        after decoding: an observation that got older than sync.max_age meanwhile is dropped too.
         """
         with self._lock:
             synced, self._pending = self._pending, None
             instruction = self._instruction
+            refused = self._instruction_refused
         if synced is None:
             return None
         age = now - synced.oldest
         if age > self.max_age:
             self._stale(synced, now)
             return None
-        if not instruction and not self.allow_empty_instruction:
+        if refused or (not instruction and not self.allow_empty_instruction):
             topic = self.spec.instruction_topic or "policy.instruction"
             self._problem(
                 topic, "instruction",
+                refused + "; no chunks until a valid instruction arrives" if refused else
                 f"{topic}: instruction is empty; expected a non-empty std_msgs/String on {topic} (transient-local) "
                 f"or the policy.instruction parameter (policy.allow_empty_instruction allows none)",
             )
@@ -497,8 +619,15 @@ class ObservationBuilder:
             except MessageError as exc:
                 self._problem(cam.topic, "decode", str(exc))
                 return None
+            if compressed and self._too_large(cam.topic, img.shape[:2], "decoded") is not None:
+                return None  # the header said otherwise; never hand such an image on
             # A decoder may return a read-only view (of a bytes buffer): the observation gets writable pixels.
             images[cam.name] = img if img.flags.writeable else np.array(img)
+        if clock is not None:
+            later = clock()
+            if later - synced.oldest > self.max_age:  # decoding took too long: too old to act on now
+                self._stale(synced, later)
+                return None
         if JOINT_STATE in synced.items:
             _, joints, gripper = synced.items[JOINT_STATE].value
         if EE_POSE in synced.items:

@@ -13,7 +13,7 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 
-from vla_ros.core.types import ActionChunk, ActionMode, ChunkGuidance, Observation
+from vla_ros.core.types import ActionChunk, ActionMode, ChunkGuidance, EEPose, Observation
 
 STATE_SOURCES = ("ee_pose", "joints", "none")
 
@@ -118,8 +118,63 @@ class Policy(abc.ABC):
         `infer_batch` of that many). Must not change what later calls return (no noise drawn from
         the policy's generator). Default: nothing to warm up."""
 
+    def self_check(self) -> None:
+        """Refuse a policy that cannot produce a usable chunk, before it drives anything: called
+        after `warmup` by every load path (configure and runtime swap). Raises ValueError saying
+        what is wrong. A checkpoint whose weights are NaN loads and warms up without complaint;
+        only its output shows it.
+
+        Default: one `infer` on `probe_observation(metadata)` with zero noise (the policy's noise
+        generator is not touched), checked for finite values, the metadata's horizon and dt. An
+        error about the probe itself (``observation...``: it does not fit this policy's inputs)
+        proves nothing and is not held against the policy; a policy that cannot run on synthetic
+        inputs at all overrides this.
+        """
+        meta = self.metadata
+        try:
+            chunk = self.infer(probe_observation(meta), noise=np.zeros((meta.horizon, 7)))
+        except Exception as exc:  # noqa: BLE001 - judged below
+            if str(exc).startswith("observation"):
+                return  # the synthetic observation does not fit; the real ones are checked per message
+            raise ValueError(f"self-check: inference on a synthetic observation failed: {type(exc).__name__}: {exc} "
+                             f"(broken weights or norm stats?)") from exc
+        check_chunk_output(chunk, meta)
+
     def reset(self) -> None:
         """Forget any episode state (new instruction, new episode). Default: nothing to forget."""
 
     def close(self) -> None:
         """Release devices/memory. Default: nothing to release."""
+
+
+PROBE_POSITION = (0.4, 0.0, 0.3)  # [m] a pose in front of the robot base, inside every shipped workspace
+
+
+def probe_observation(meta: PolicyMetadata, stamp: float = 1.0) -> Observation:
+    """A synthetic observation that fits `meta` (every camera a mid-grey image of the policy's size,
+    an EE pose in front of the base, zero joints, half-open gripper, a short instruction), for
+    `Policy.self_check`. Not a meaningful scene: only the finiteness of the answer is judged."""
+    h, w = meta.image_size
+    cameras = meta.cameras or ("primary",)
+    n_joints = len(meta.joint_names) or meta.state_dim
+    return Observation(
+        stamp=stamp,
+        images={c: np.full((h, w, 3), 128, np.uint8) for c in cameras},
+        joint_positions=np.zeros(n_joints) if meta.state_source == "joints" else None,
+        ee_pose=EEPose(np.array(PROBE_POSITION), np.array([0.0, 0.0, 0.0, 1.0]), ""),
+        gripper=0.5,
+        instruction="self check",
+    )
+
+
+def check_chunk_output(chunk: ActionChunk, meta: PolicyMetadata) -> None:
+    """ValueError unless `chunk` has finite actions, ``meta.horizon`` steps and ``meta.dt``."""
+    actions = np.asarray(chunk.actions, dtype=np.float64)
+    bad = int(np.count_nonzero(~np.isfinite(actions)))
+    if bad:
+        raise ValueError(f"self-check: {bad} of {actions.size} action values are NaN or inf; expected finite actions "
+                         f"(broken weights or norm stats?)")
+    if chunk.horizon != meta.horizon:
+        raise ValueError(f"self-check: chunk of {chunk.horizon} steps, expected the metadata's horizon {meta.horizon}")
+    if abs(chunk.dt - meta.dt) > 1e-9:
+        raise ValueError(f"self-check: chunk dt {chunk.dt:g} s, expected the metadata's dt {meta.dt:g} s")

@@ -65,8 +65,9 @@ def load_policy(policy_type: str, checkpoint: str | None, device: str = "cpu", d
 
 
 def load_configured_policy(pcfg: PolicyConfig) -> Policy:
-    """Load ``policy.type`` from ``policy.checkpoint``, apply ``policy.seed`` / ``policy.num_steps``
-    and warm it up (so the first chunk, also after a runtime swap, is not late).
+    """Load ``policy.type`` from ``policy.checkpoint``, apply ``policy.seed`` / ``policy.num_steps``,
+    warm it up (so the first chunk, also after a runtime swap, is not late) and run its
+    `Policy.self_check` (a policy whose output is NaN is refused here, not on the robot).
 
     Errors are re-raised as one exception whose text names the parameters.
     """
@@ -78,7 +79,11 @@ def load_configured_policy(pcfg: PolicyConfig) -> Policy:
     policy.configure_sampling(num_steps=pcfg.num_steps, seed=pcfg.seed)
     try:
         policy.warmup()
+        policy.self_check()
     except Exception as exc:  # noqa: BLE001 - same: a policy that cannot run a first sampling is not loaded
-        policy.close()
+        try:
+            policy.close()
+        except Exception:  # noqa: BLE001 - the refusal below is the error worth reporting
+            pass
         raise RuntimeError(f"cannot warm up the policy ({where}): {type(exc).__name__}: {exc}") from exc
     return policy

@@ -17,17 +17,36 @@ plan) lives in the ROS-free core; this node only moves data between DDS and it, 
   nothing reaches the robot;
 - ExecutorStatus on ``executor.status_topic`` at ``executor.status_rate_hz``.
 
-Design choice: a plain node, not a lifecycle node. It starts holding (the first end-effector pose
-it receives) and publishes nothing before it has one, so there is no unconfigured/inactive phase
-that a lifecycle manager would need to drive, and it runs the same under Humble, Jazzy and Kilted
-without launch_ros' lifecycle tooling. Parameters are read once at start (restart to change
-them, e.g. to leave dry-run).
+E-stop input (issue 11, finding 4): two subscriptions feed one handler, reliable +
+transient-local (a latched ``true`` published before this node started is received at once) and
+best-effort (matches every publisher, including best-effort ones, which a reliable subscription
+never matches). With ``executor.estop_required`` no chunk is executed until the topic has been
+heard once; while the topic has no publisher at all the status message says so. Chunks observed
+before an e-stop never run after the reset (pending ones are dropped here, older stamps refused
+by the core).
 
-Timing: one SingleThreadedExecutor runs every callback. The control timer's callback does the
-tick and publishes first; the heavier, non-urgent work - decoding and blending chunks that arrived
-since the last tick (each keeps its receive time as its arrival), building the ExecutorStatus - is
-done right after, in the slack of the same period, so it never delays the start of a tick. The
-e-stop is applied at once. The lock only matters when a caller spins the node from several threads.
+Design choice: a plain node, not a lifecycle node. It starts holding (the measured end-effector
+pose) and publishes nothing before it has a plausible one, so there is no unconfigured/inactive
+phase that a lifecycle manager would need to drive, and it runs the same under Humble, Jazzy and
+Kilted without launch_ros' lifecycle tooling.
+
+Parameters (`vla_ros.ros.params`): the node declares only the keys it reads
+(`launch_plan.EXECUTOR_NODE_KEYS`). Writable at run time, applied at once and logged:
+``executor.dry_run`` (WARN; the command publishers move between the preview and the real topics),
+``executor.twist_gain`` and every ``safety.*`` limit (`ChunkExecutor.set_safety`). Every other key
+is read-only; a set is validated by the schema and refused with its message when invalid.
+
+Timing: one SingleThreadedExecutor runs the callbacks; the control timer's callback ticks and
+publishes first, then combines the chunks decoded since into the plan (at most
+``executor.max_queued_chunks``; each keeps its receive time as its arrival). The heavy, non-urgent
+work runs in one daemon thread (`OffLoopWorker`), which hands the GIL back to the control thread
+within the switch interval: raw chunk bytes wait for it in a queue of at most
+``executor.max_queued_chunks`` (the oldest dropped, counted, logged and named in the status); a
+chunk that cannot fit ``executor.max_chunk_steps`` by its serialized size is refused before it is
+even deserialized (the subscription takes raw CDR bytes), a longer one by its pose count before
+its poses are read; and each ExecutorStatus (a plan of at most ``executor.max_chunk_steps``
+poses) is built there from a snapshot taken by the status timer. The e-stop is applied at once.
+The lock serialises every call into the core.
 
 Scheduling: with ``executor.realtime_priority`` > 0, `main` switches the thread that spins the
 node to SCHED_FIFO before spinning (`set_realtime_priority`; threads created afterwards inherit
@@ -48,25 +67,36 @@ import time
 from typing import Sequence
 
 import rclpy
-from geometry_msgs.msg import PoseStamped, TwistStamped
+from geometry_msgs.msg import Pose, PoseStamped, TwistStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64
 from std_srvs.srv import SetBool, Trigger
 
+try:  # Jazzy and later
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
+
 from vla_ros.core.config import ConfigError, VlaConfig
 from vla_ros.core.executor import LIMIT_NAMES, ChunkExecutor, Command, ExecutorState, ExecutorStatusData
-from vla_ros.core.msg_decode import MessageError, pose_to_ee
+from vla_ros.core.msg_decode import ChunkTooLong, MessageError, chunk_from_msg, pose_to_ee
 from vla_ros.core.rotations import rotvec_to_quat
+from vla_ros.core.types import ActionChunk
 from vla_ros.msg import ActionChunk as ActionChunkMsg
 from vla_ros.msg import ExecutorStatus
 from vla_ros.ros.conversions import header, pose_msg, time_msg
 from vla_ros.ros import node_main
-from vla_ros.ros.params import declare_config
+from vla_ros.ros.launch_plan import EXECUTOR_NODE_KEYS, EXECUTOR_NODE_WRITABLE
+from vla_ros.ros.params import RuntimeParameters, declare_config, set_result
 
-SECTIONS = ("robot", "policy", "executor", "safety")
+GIL_SWITCH_INTERVAL = 0.0005  # [s] as vla_ros.ros.composed: the control thread waits at most this for the GIL
+DISCOVERY_GRACE_S = 2.0  # [s] wall time after start before a missing e-stop publisher is reported
+DROP_NOTE_S = 5.0  # [s] a dropped chunk stays mentioned in the status message this long
+STRING_SLACK = 4096  # [bytes] allowed for the ids and frame of a chunk in the serialized size check
 
 
 def preview_topic(prefix: str, topic: str) -> str:
@@ -79,51 +109,124 @@ def preview_topic(prefix: str, topic: str) -> str:
     return f"{prefix}/{topic}"
 
 
+def max_chunk_bytes(max_steps: int) -> int:
+    """Largest serialized ActionChunk (CDR) that can hold `max_steps` steps, ids and frame included.
+
+    Measured from the generated message itself, so it follows the message definition.
+    """
+    empty = len(serialize_message(ActionChunkMsg()))
+    one = len(serialize_message(ActionChunkMsg(poses=[Pose()], gripper=[0.0])))
+    return empty + (one - empty) * max_steps + STRING_SLACK
+
+
+class OffLoopWorker:
+    """One daemon thread for the work that must never delay a tick: decoding chunks, building statuses.
+
+    Python runs one thread at a time, but the interpreter hands the GIL to the control thread
+    within the switch interval (`main` shortens it), instead of after a whole 2000-pose decode.
+    Raw chunks wait in a queue of at most `max_chunks` (the oldest is dropped and reported through
+    `on_drop`); only the newest status waits (an older one is superseded).
+    """
+
+    def __init__(self, decode, publish_status, max_chunks: int, on_drop):
+        self._decode, self._publish_status, self._on_drop = decode, publish_status, on_drop
+        self._max_chunks = max_chunks
+        self._cv = threading.Condition()
+        self._chunks: collections.deque[tuple[bytes, float]] = collections.deque()
+        self._status = None
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="executor_off_loop", daemon=True)
+        self._thread.start()
+
+    def put_chunk(self, raw: bytes, received: float) -> None:
+        dropped = 0
+        with self._cv:
+            self._chunks.append((raw, received))
+            while len(self._chunks) > self._max_chunks:
+                self._chunks.popleft()
+                dropped += 1
+            self._cv.notify()
+        if dropped:
+            self._on_drop(dropped, received)
+
+    def put_status(self, status) -> None:
+        with self._cv:
+            self._status = status
+            self._cv.notify()
+
+    def clear_chunks(self) -> None:
+        with self._cv:
+            self._chunks.clear()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        with self._cv:
+            self._stopped = True
+            self._cv.notify()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._stopped and not self._chunks and self._status is None:
+                    self._cv.wait()
+                if self._stopped:
+                    return
+                chunk = self._chunks.popleft() if self._chunks else None
+                status, self._status = (self._status, None) if chunk is None else (None, self._status)
+            try:
+                if chunk is not None:
+                    self._decode(*chunk)
+                if status is not None:
+                    self._publish_status(status)
+            except Exception:  # noqa: BLE001 - never let the worker die silently; the node logs it
+                import traceback
+
+                sys.stderr.write(f"executor_node: off-loop worker error:\n{traceback.format_exc()}")
+
+
 class ExecutorNode(Node):
     """The executor node; `core` is the ChunkExecutor it drives (see the module docstring)."""
 
     def __init__(self, base: VlaConfig | None = None, *, node_name: str = "vla_executor", **node_kwargs):
         super().__init__(node_name, **node_kwargs)
-        self.cfg = declare_config(self, base, SECTIONS)
+        self.cfg = declare_config(self, base, EXECUTOR_NODE_KEYS, writable=EXECUTOR_NODE_WRITABLE)
         ex, robot = self.cfg.executor, self.cfg.robot
         if ex.gripper_output == "both" and ex.gripper_topic == ex.gripper_joint_state_topic:
             raise ConfigError(
                 f"executor.gripper_joint_state_topic: must differ from executor.gripper_topic ({ex.gripper_topic!r}) "
                 "with gripper_output=both (one topic cannot carry two message types)"
             )
+        if ex.estop_required and not ex.estop_topic:
+            raise ConfigError("executor.estop_required: needs an e-stop topic to hear (executor.estop_topic is '')")
         self.core = ChunkExecutor.from_config(self.cfg)
         self.dry_run = ex.dry_run
+        self._runtime = RuntimeParameters(EXECUTOR_NODE_WRITABLE)
         self._lock = threading.Lock()
         self._pose = None
         self._pose_time: float | None = None
         self._estop_input = False
+        self._estop_heard = False
+        self._estop_publishers = -1  # publishers on the e-stop topic at the last status (-1 = not counted yet)
+        self._started = time.monotonic()  # DDS discovery takes a moment: no "no publisher" note before the grace
         self._last_state: ExecutorState | None = None
-        self._pending: collections.deque[tuple[ActionChunkMsg, float]] = collections.deque()
-        self._status_due = False
+        self._pending: collections.deque[tuple[ActionChunk, float]] = collections.deque()
+        self._max_chunk_bytes = max_chunk_bytes(ex.max_chunk_steps)
+        self.chunks_dropped = 0  # chunks dropped from a full queue (executor.max_queued_chunks)
+        self._last_drop: float | None = None
         self.tick_log: list[tuple[float, float]] | None = None  # (monotonic start, thread CPU s) when benchmarking
 
-        def out(topic: str) -> str:
-            return preview_topic(ex.preview_prefix, topic) if self.dry_run else topic
-
-        cmd_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self._cmd_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self._pose_pub = self.create_publisher(PoseStamped, out(ex.pose_topic), cmd_qos) if ex.output_mode in ("pose", "both") else None
-        self._twist_pub = (
-            self.create_publisher(TwistStamped, out(ex.twist_topic), cmd_qos) if ex.output_mode in ("twist", "both") else None
-        )
-        self._grip_pub = (
-            self.create_publisher(Float64, out(ex.gripper_topic), cmd_qos) if ex.gripper_output in ("float64", "both") else None
-        )
-        self._grip_js_pub = (
-            self.create_publisher(JointState, out(ex.gripper_joint_state_topic), cmd_qos)
-            if ex.gripper_output in ("joint_state", "both")
-            else None
-        )
+        self._pose_pub = self._twist_pub = self._grip_pub = self._grip_js_pub = None
+        self._create_command_publishers()
         self._status_pub = self.create_publisher(ExecutorStatus, ex.status_topic, reliable)
         self._gripper_joint = robot.gripper_joint or "gripper"
         self._g_closed, self._g_open = robot.gripper_closed, robot.gripper_open
 
-        self.create_subscription(ActionChunkMsg, self.cfg.policy.chunk_topic, self._on_chunk, reliable)
+        self._worker = OffLoopWorker(self._decode_chunk, self._publish_status, ex.max_queued_chunks, self._dropped)
+        # Raw CDR bytes: an over-long chunk is refused by its size before rclpy builds 10k Pose objects.
+        self.create_subscription(ActionChunkMsg, self.cfg.policy.chunk_topic, self._on_chunk, reliable, raw=True)
         if robot.ee_pose_topic:
             self.create_subscription(PoseStamped, robot.ee_pose_topic, self._on_pose, qos_profile_sensor_data)
         else:
@@ -132,10 +235,11 @@ class ExecutorNode(Node):
                 "publishes no command"
             )
         if ex.estop_topic:
-            self.create_subscription(Bool, ex.estop_topic, self._on_estop_topic, reliable)
+            self._subscribe_estop(ex.estop_topic)
         self.create_service(Trigger, "~/estop", self._srv_estop)
         self.create_service(Trigger, "~/reset", self._srv_reset)
         self.create_service(SetBool, "~/set_estop", self._srv_set_estop)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._control_timer = self.create_timer(1.0 / ex.control_rate, self._on_control)
         self._status_timer = self.create_timer(1.0 / ex.status_rate_hz, self._on_status)
@@ -148,15 +252,134 @@ class ExecutorNode(Node):
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    # ------------------------------------------------------------------ outputs
+    def _command_topics(self) -> list[str]:
+        ex = self.cfg.executor
+        topics = []
+        if ex.output_mode in ("pose", "both"):
+            topics.append(ex.pose_topic)
+        if ex.output_mode in ("twist", "both"):
+            topics.append(ex.twist_topic)
+        if ex.gripper_output in ("float64", "both"):
+            topics.append(ex.gripper_topic)
+        if ex.gripper_output in ("joint_state", "both"):
+            topics.append(ex.gripper_joint_state_topic)
+        return [self._out(t) for t in topics]
+
+    def _out(self, topic: str) -> str:
+        return preview_topic(self.cfg.executor.preview_prefix, topic) if self.dry_run else topic
+
+    def _create_command_publishers(self) -> None:
+        """(Re)create the command publishers on the preview or the real topics (per ``self.dry_run``)."""
+        for pub in (self._pose_pub, self._twist_pub, self._grip_pub, self._grip_js_pub):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        ex, out, qos = self.cfg.executor, self._out, self._cmd_qos
+        self._pose_pub = self.create_publisher(PoseStamped, out(ex.pose_topic), qos) if ex.output_mode in ("pose", "both") else None
+        self._twist_pub = (
+            self.create_publisher(TwistStamped, out(ex.twist_topic), qos) if ex.output_mode in ("twist", "both") else None
+        )
+        self._grip_pub = (
+            self.create_publisher(Float64, out(ex.gripper_topic), qos) if ex.gripper_output in ("float64", "both") else None
+        )
+        self._grip_js_pub = (
+            self.create_publisher(JointState, out(ex.gripper_joint_state_topic), qos)
+            if ex.gripper_output in ("joint_state", "both")
+            else None
+        )
+
+    # ------------------------------------------------------------------ run-time parameters
+    def _on_set_parameters(self, params: list) -> object:
+        """``ros2 param set``: validated by the schema, applied at once and logged, or refused with the reason."""
+        try:
+            change = self._runtime.check(self.cfg, params)
+        except ConfigError as exc:
+            self.get_logger().warning(f"parameter set refused: {exc}")
+            return set_result(str(exc))
+        if not change.changed:
+            return set_result()
+        new = change.config
+        changed = change.changed
+        try:
+            with self._lock:
+                if any(k.startswith("safety.") for k in changed):
+                    self.core.set_safety(new.safety)
+                if "executor.twist_gain" in changed:
+                    self.core.set_twist_gain(new.executor.twist_gain)
+                self.cfg = new
+                if "executor.dry_run" in changed:
+                    self.dry_run = new.executor.dry_run
+                    self._create_command_publishers()
+        except (ConfigError, ValueError, TypeError, AttributeError) as exc:  # the core refused: nothing half-applied
+            self.get_logger().error(f"parameter set refused by the executor core: {exc}")
+            return set_result(f"not applied: {exc}")
+        for key, (old, value) in changed.items():
+            if key == "executor.dry_run":
+                topics = ", ".join(self._command_topics())
+                what = "PREVIEW ONLY, nothing reaches the robot" if value else "LIVE, commands go to the robot"
+                self.get_logger().warning(f"executor.dry_run: {old} -> {value}: {what} (commands on {topics})")
+            else:
+                self.get_logger().info(f"parameter {key}: {old!r} -> {value!r} (applied)")
+        return set_result()
+
     # ------------------------------------------------------------------ inputs
-    def _on_chunk(self, msg: ActionChunkMsg) -> None:
-        self._pending.append((msg, self.now()))  # processed right after the next tick
+    def _on_chunk(self, raw: bytes) -> None:
+        """Queue a chunk (raw bytes) for the off-loop worker; it enters the plan after the tick that follows."""
+        self._worker.put_chunk(raw, self.now())
+
+    def _dropped(self, count: int, now: float) -> None:
+        with self._lock:  # called from the spinning thread and from the off-loop worker
+            self.chunks_dropped += count
+            self._last_drop = now
+        self.get_logger().warning(
+            f"{count} chunk(s) dropped: more than executor.max_queued_chunks = {self.cfg.executor.max_queued_chunks} "
+            f"waiting ({self.chunks_dropped} dropped so far)", throttle_duration_sec=1.0)
+
+    def _decode_chunk(self, raw: bytes, received: float) -> None:
+        """Off-loop worker: size check, then decode; a decoded chunk waits for the control callback."""
+        topic = self.cfg.policy.chunk_topic
+        ex = self.cfg.executor
+        if ex.estop_required and not self._estop_heard:
+            self._refuse(f"{topic}: executor.estop_required: no message on the e-stop topic {ex.estop_topic!r} yet; "
+                         "no chunk is executed until one arrives")
+            return
+        if len(raw) > self._max_chunk_bytes:
+            self._refuse(f"{topic}: {len(raw)} bytes serialized, more than a chunk of executor.max_chunk_steps = "
+                         f"{ex.max_chunk_steps} steps can take ({self._max_chunk_bytes}); refused before decoding",
+                         code="length")
+            return
+        try:
+            chunk = chunk_from_msg(deserialize_message(raw, ActionChunkMsg), topic, max_steps=ex.max_chunk_steps)
+        except ChunkTooLong as exc:
+            self._refuse(str(exc), code="length")
+            return
+        except (MessageError, ValueError, TypeError, AttributeError) as exc:
+            self._refuse(str(exc))
+            return
+        self._pending.append((chunk, received))
+        dropped = 0
+        while len(self._pending) > ex.max_queued_chunks:
+            try:
+                self._pending.popleft()
+            except IndexError:  # the control thread took it meanwhile
+                break
+            dropped += 1
+        if dropped:
+            self._dropped(dropped, received)
+
+    def _refuse(self, reason: str, code: str = "") -> None:
+        with self._lock:
+            self.core.reject(reason, code)
+        self.get_logger().warning(f"chunk not executed: {reason}", throttle_duration_sec=1.0)
 
     def _process_chunks(self) -> None:
         while self._pending:
-            msg, received = self._pending.popleft()
+            try:
+                chunk, received = self._pending.popleft()
+            except IndexError:
+                break
             with self._lock:
-                result = self.core.submit_msg(msg, received, self.cfg.policy.chunk_topic)
+                result = self.core.submit(chunk, received)
             if not result.accepted:
                 self.get_logger().warning(f"chunk not executed: {result.reason}", throttle_duration_sec=1.0)
 
@@ -174,15 +397,29 @@ class ExecutorNode(Node):
         except MessageError as exc:
             self.get_logger().warning(f"pose ignored: {exc}", throttle_duration_sec=5.0)
             return
-        self._pose, self._pose_time = pose, self.now()
+        self._pose, self._pose_time = pose, self.now()  # (the control callback runs in this thread too)
+
+    def _subscribe_estop(self, topic: str) -> None:
+        """Two subscriptions, one handler: every publisher's QoS matches one of them (module docstring)."""
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        best_effort = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
+        # A volatile publisher does not match the transient-local subscription; the best-effort one takes it,
+        # so rclpy's "incompatible QoS" warning would be noise here.
+        quiet = SubscriptionEventCallbacks(incompatible_qos=lambda _info: None)
+        self.create_subscription(Bool, topic, self._on_estop_topic, latched, event_callbacks=quiet)
+        self.create_subscription(Bool, topic, self._on_estop_topic, best_effort)
 
     def _on_estop_topic(self, msg: Bool) -> None:
+        if not self._estop_heard:
+            self._estop_heard = True
+            self.get_logger().info(f"e-stop topic {self.cfg.executor.estop_topic!r} heard: {bool(msg.data)}")
         self._estop_input = bool(msg.data)
         if msg.data:
             self._estop(f"{self.cfg.executor.estop_topic} topic")
 
     def _estop(self, source: str) -> None:
-        self._pending.clear()  # chunks received before the e-stop must never run after a reset
+        self._worker.clear_chunks()  # chunks received before the e-stop must never run after a reset
+        self._pending.clear()
         with self._lock:
             already = self.core.estopped
             self.core.estop(self.now(), source)
@@ -222,17 +459,14 @@ class ExecutorNode(Node):
         now = self.now()
         with self._lock:
             cmd = self.core.tick(now, self._pose, self._pose_time)
-        if cmd is not None:
-            self._publish(cmd)
-            if cmd.state != self._last_state:
-                self._log_state(cmd)
+            if cmd is not None:
+                self._publish(cmd)  # under the lock: a dry_run switch never splits a command
+        if cmd is not None and cmd.state != self._last_state:
+            self._log_state(cmd)
         if self.tick_log is not None:
             self.tick_log.append((t0, time.thread_time() - c0))
-        # Non-urgent work in the slack after the tick (see the module docstring).
+        # Decoded chunks (at most executor.max_queued_chunks) enter the plan in the slack after the tick.
         self._process_chunks()
-        if self._status_due:
-            self._status_due = False
-            self._publish_status()
 
     def _publish(self, cmd: Command) -> None:
         hdr = header(cmd.stamp, cmd.frame_id)
@@ -258,15 +492,47 @@ class ExecutorNode(Node):
         else:
             self.get_logger().info(text)
 
-    # ------------------------------------------------------------------ status
+    # ------------------------------------------------------------------ status (its own callback, never in the tick)
     def _on_status(self) -> None:
-        self._status_due = True  # built and published right after the next tick
-
-    def _publish_status(self) -> None:
+        """Snapshot the core (vectorised, cheap) here; the message (a Pose per plan step) is built off-loop."""
         now = self.now()
+        notes = self._input_notes(now)
         with self._lock:
             st = self.core.status(now, self.dry_run)
-        self._status_pub.publish(status_to_msg(st))
+        self._worker.put_status((st, notes))
+
+    def _publish_status(self, item: tuple[ExecutorStatusData, list[str]]) -> None:
+        st, notes = item
+        msg = status_to_msg(st, max_plan_steps=self.cfg.executor.max_chunk_steps)
+        if notes:
+            msg.message = "; ".join([m for m in (msg.message,) if m] + notes)
+        self._status_pub.publish(msg)
+
+    def destroy_node(self) -> None:
+        worker = getattr(self, "_worker", None)  # absent when __init__ failed early
+        if worker is not None:
+            worker.stop()
+        super().destroy_node()
+
+    def _input_notes(self, now: float) -> list[str]:
+        """What the node itself knows about its inputs, for the status message."""
+        ex = self.cfg.executor
+        notes = []
+        if ex.estop_required and not self._estop_heard:
+            notes.append(f"executor.estop_required: holding until the e-stop topic {ex.estop_topic!r} is heard "
+                         "(no message yet)")
+        if ex.estop_topic and time.monotonic() - self._started >= DISCOVERY_GRACE_S:
+            count = self.count_publishers(ex.estop_topic)
+            if count == 0 and self._estop_publishers != 0:
+                self.get_logger().warning(f"e-stop topic {ex.estop_topic!r} has no publisher: it cannot stop the arm",
+                                          throttle_duration_sec=10.0)
+            self._estop_publishers = count
+            if count == 0:
+                notes.append(f"e-stop input dead: no publisher on {ex.estop_topic!r}")
+        if self._last_drop is not None and now - self._last_drop < DROP_NOTE_S:
+            notes.append(f"{self.chunks_dropped} chunk(s) dropped so far: more than executor.max_queued_chunks = "
+                         f"{ex.max_queued_chunks} waiting")
+        return notes
 
 
 def set_realtime_priority(priority: int) -> str:
@@ -286,8 +552,12 @@ def set_realtime_priority(priority: int) -> str:
     return ""
 
 
-def status_to_msg(st: ExecutorStatusData) -> ExecutorStatus:
-    """ExecutorStatusData -> vla_ros/ExecutorStatus."""
+def status_to_msg(st: ExecutorStatusData, max_plan_steps: int | None = None) -> ExecutorStatus:
+    """ExecutorStatusData -> vla_ros/ExecutorStatus; the plan cut to its first `max_plan_steps` steps.
+
+    The cut bounds the work per status (a bridge can stretch a plan beyond one chunk); the policy
+    side only uses the plan's first horizon of steps.
+    """
     msg = ExecutorStatus()
     msg.header = header(st.stamp, st.frame_id)
     msg.state = int(st.state)
@@ -313,13 +583,15 @@ def status_to_msg(st: ExecutorStatusData) -> ExecutorStatus:
     msg.loop_period_p99 = float(st.loop_period_p99)
     msg.loop_period_max = float(st.loop_period_max)
     plan = st.plan
+    steps = plan.steps if max_plan_steps is None else min(plan.steps, max_plan_steps)
     msg.plan_start = time_msg(plan.start)
     msg.plan_dt = float(plan.dt)
-    msg.committed_steps = int(plan.committed_steps)
-    if plan.steps:
-        quats = rotvec_to_quat(plan.actions[:, 3:6])
-        msg.plan_poses = [pose_msg(plan.actions[i, :3], quats[i]) for i in range(plan.steps)]
-        msg.plan_gripper = [float(g) for g in plan.actions[:, 6]]
+    msg.committed_steps = int(min(plan.committed_steps, steps))
+    if steps:
+        actions = plan.actions[:steps]
+        quats = rotvec_to_quat(actions[:, 3:6])
+        msg.plan_poses = [pose_msg(actions[i, :3], quats[i]) for i in range(steps)]
+        msg.plan_gripper = [float(g) for g in actions[:, 6]]
     return msg
 
 
@@ -333,6 +605,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     node = node_main.make_node("executor_node", lambda: ExecutorNode(base))
     if node is None:
         return 2
+    # The off-loop worker (chunk decoding, status messages) yields the GIL to the control thread this soon.
+    sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
     prio = node.cfg.executor.realtime_priority
     if prio > 0:  # the spinning (= this) thread runs the control loop
         err = set_realtime_priority(prio)

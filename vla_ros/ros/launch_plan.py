@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from vla_ros.core import profiles
+from vla_ros.core import profiles, schema
 from vla_ros.core.config import ConfigError, VlaConfig, load_config
 from vla_ros.core.schema import parse_override
 from vla_ros.policy.base import PolicyMetadata
@@ -21,8 +21,24 @@ from vla_ros.policy.compat import check_compatible
 from vla_ros.policy.registry import describe_policy
 
 PACKAGE = "vla_ros"
-POLICY_NODE_SECTIONS = ("robot", "policy", "sync")
-EXECUTOR_NODE_SECTIONS = ("robot", "policy", "executor", "safety")
+# The keys each node reads (section names or full keys, see `select_keys`): each node declares
+# exactly these as ROS parameters and the launch plan passes it exactly these, so `ros2 param list`
+# shows nothing a node would ignore. The policy node checks its chunks and the EE pose it observes
+# with the executor's limits (safety.*, executor.max_chunk_steps).
+POLICY_NODE_KEYS = ("robot", "policy", "sync", "safety", "executor.max_chunk_steps")
+EXECUTOR_NODE_KEYS = (
+    "robot.ee_pose_topic", "robot.base_frame", "robot.gripper_joint", "robot.gripper_closed", "robot.gripper_open",
+    "policy.chunk_topic", "executor", "safety",
+)
+# Keys a running node applies at once when set (``ros2 param set``); every other key is read-only.
+POLICY_NODE_WRITABLE = ("policy.rate_hz", "policy.instruction")
+# Policy node keys that only ~/load_policy changes (it swaps the policy and then updates them, so
+# they read back what runs): writable for the node itself, refused for anyone else.
+POLICY_NODE_PINNED = {k: "the ~/load_policy service (it loads and swaps the policy)"
+                      for k in ("policy.type", "policy.checkpoint", "policy.device", "policy.dtype")}
+EXECUTOR_NODE_WRITABLE = ("executor.dry_run", "executor.twist_gain") + tuple(
+    k for k in schema.leaf_types(VlaConfig) if k.startswith("safety.")
+)
 # Node names: the nodes' own defaults, so `ros2 run` and `ros2 launch` give the same graph.
 POLICY_NODE_NAME = "vla_policy"
 EXECUTOR_NODE_NAME = "vla_executor"
@@ -133,9 +149,26 @@ def _overrides(args: Mapping[str, str]) -> dict[str, Any]:
     return overrides
 
 
-def _node_parameters(cfg: VlaConfig, sections: tuple[str, ...], use_sim_time: bool) -> dict[str, Any]:
+def select_keys(selectors: tuple[str, ...] | list[str] | None) -> list[str]:
+    """Flat schema keys picked by `selectors`: section names ("safety") or full keys ("robot.base_frame").
+
+    None = every key. An unknown selector raises ConfigError (a typo must not silently select nothing).
+    """
+    keys = list(schema.leaf_types(VlaConfig))
+    if selectors is None:
+        return keys
+    wanted = set(selectors)
+    sections = {k.split(".", 1)[0] for k in keys}
+    unknown = sorted(wanted - sections - set(keys))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: not a configuration section or key")
+    return [k for k in keys if k in wanted or k.split(".", 1)[0] in wanted]
+
+
+def _node_parameters(cfg: VlaConfig, selectors: tuple[str, ...], use_sim_time: bool) -> dict[str, Any]:
     # Empty lists are left out: they have no ROS parameter type; the node's declared default is [].
-    params = {k: v for k, v in cfg.flatten().items() if k.split(".", 1)[0] in sections and v != []}
+    flat = cfg.flatten()
+    params = {k: flat[k] for k in select_keys(selectors) if flat[k] != []}
     params["use_sim_time"] = use_sim_time
     return params
 
@@ -170,7 +203,7 @@ def build_plan(arguments: Mapping[str, str] | None = None, *, policy_node_lifecy
         check_compatible(meta, cfg.robot, cfg.policy)
 
     namespace = args["namespace"].strip().strip("/")
-    policy_params = _node_parameters(cfg, POLICY_NODE_SECTIONS, use_sim_time)
+    policy_params = _node_parameters(cfg, POLICY_NODE_KEYS, use_sim_time)
     # A lifecycle policy node is configured/activated by the launcher, not by itself.
     policy_params["policy.autostart"] = not policy_node_lifecycle
     ros_args = ("--log-level", args["log_level"].strip() or "info")
@@ -178,7 +211,7 @@ def build_plan(arguments: Mapping[str, str] | None = None, *, policy_node_lifecy
         NodeSpec(POLICY_NODE_NAME, "policy_node", namespace, policy_params,
                  lifecycle=policy_node_lifecycle, ros_arguments=ros_args),
         NodeSpec(EXECUTOR_NODE_NAME, "executor_node", namespace,
-                 _node_parameters(cfg, EXECUTOR_NODE_SECTIONS, use_sim_time),
+                 _node_parameters(cfg, EXECUTOR_NODE_KEYS, use_sim_time),
                  ros_arguments=ros_args),
     )
     return LaunchPlan(cfg, tuple(files), nodes, use_sim_time, meta)

@@ -62,8 +62,9 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Header, String
 
 from vla_ros.core.config import ConfigError, VlaConfig
+from vla_ros.core.executor.plausibility import check_chunk
 from vla_ros.core.executor_feedback import ExecutorFeedback, rtc_guidance
-from vla_ros.core.inference_worker import InferenceRecord, InferenceWorker
+from vla_ros.core.inference_worker import InferenceRecord, InferenceWorker, WorkerBusy
 from vla_ros.core.observation_builder import InputProblem, ObservationBuilder, ObservationSpec
 from vla_ros.core.rotations import quat_mul, rotvec_to_quat
 from vla_ros.core.triggers import QueueTrigger
@@ -75,12 +76,15 @@ from vla_ros.policy.compat import check_compatible
 from vla_ros.policy.registry import load_configured_policy
 from vla_ros.ros.conversions import chunk_to_msg, header, image_to_rgb, pose_msg
 from vla_ros.ros import node_main
-from vla_ros.ros.params import declare_config
+from vla_ros.ros.launch_plan import POLICY_NODE_KEYS, POLICY_NODE_PINNED, POLICY_NODE_WRITABLE, select_keys
+from vla_ros.ros.params import RuntimeParameters, declare_config, set_result
 from vla_ros.srv import LoadPolicy
 
-SECTIONS = ("robot", "policy", "sync")
 WARN_PERIOD = 2.0  # [s] throttle of repeated warnings, per (topic, problem)
 RECENT = 5.0  # [s] a warning stays in PolicyStatus.message this long
+# [s] at shutdown, how long to wait for an inference in flight before abandoning its (daemon) thread;
+# node_main bounds the whole teardown on top of this.
+SHUTDOWN_WAIT = 2.0
 STATE_NAMES = {
     PolicyStatus.STATE_UNCONFIGURED: "unconfigured",
     PolicyStatus.STATE_LOADING: "loading",
@@ -113,7 +117,9 @@ class PolicyNode(LifecycleNode):
         self._preview_pub = None
         self.worker: InferenceWorker | None = None
         self._active = False
-        self.cfg = declare_config(self, base, SECTIONS)  # ConfigError names a bad parameter
+        # Only the keys this node reads; ConfigError names a bad parameter. See `_on_set_parameters`.
+        self.cfg = declare_config(self, base, POLICY_NODE_KEYS, writable=(*POLICY_NODE_WRITABLE, *POLICY_NODE_PINNED),
+                                  at_configure=POLICY_NODE_KEYS)
         self.lifecycle_state = "unconfigured"
         self.builder: ObservationBuilder | None = None
         self.trigger: QueueTrigger | None = None
@@ -128,6 +134,13 @@ class PolicyNode(LifecycleNode):
         self._warned: dict[tuple[str, str], tuple[float, int]] = {}
         self._warn_lock = threading.Lock()
         self._last_warning: tuple[str, float] | None = None
+        self.chunk_problems: dict[str, int] = {}  # chunk check refusals by code (plausibility.CHUNK_PROBLEM_CODES)
+        self._bad_chunks = 0  # consecutive refused chunks
+        self._chunk_error = ""  # ERROR after policy.max_bad_chunks consecutive refusals
+        self._stuck_warned = False
+        # Set when a teardown had to abandon an inference that never returned: the process must
+        # exit non-zero (node_main.spin) so a launch respawn replaces it.
+        self.shutdown_problem = ""
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self._status_pub = self.create_publisher(PolicyStatus, self.cfg.policy.status_topic, reliable)
         self._status_timer = self.create_timer(1.0 / self.cfg.policy.status_rate_hz, self.publish_status)
@@ -187,7 +200,8 @@ class PolicyNode(LifecycleNode):
         self._load_error = self._infer_error = ""
         t0 = time.monotonic()
         try:
-            self.cfg = declare_config(self, self._base, SECTIONS)
+            self.cfg = declare_config(self, self._base, POLICY_NODE_KEYS,
+                                      writable=(*POLICY_NODE_WRITABLE, *POLICY_NODE_PINNED), at_configure=POLICY_NODE_KEYS)
             self.publish_status()  # LOADING, before a load that may take a while
             policy = load_configured_policy(self.cfg.policy)
             try:
@@ -263,7 +277,8 @@ class PolicyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def destroy_node(self) -> None:
-        self._teardown()
+        cfg = getattr(self, "cfg", None)  # absent if the constructor failed (a bad parameter)
+        self._teardown(wait=min(SHUTDOWN_WAIT, cfg.policy.inference_timeout) if cfg is not None else SHUTDOWN_WAIT)
         super().destroy_node()
 
     # ------------------------------------------------------------------ set-up / tear-down
@@ -272,7 +287,7 @@ class PolicyNode(LifecycleNode):
         self.builder = ObservationBuilder.from_config(spec, cfg, decode_image=image_to_rgb, on_problem=self._on_problem)
         self.builder.counting = False
         self.worker = InferenceWorker(
-            self.builder.take,
+            partial(self.builder.take, clock=self.now),  # the age is checked again after decoding
             self._publish_chunk,
             clock=self.now,
             guidance=self._guidance if p.rtc else None,
@@ -284,6 +299,8 @@ class PolicyNode(LifecycleNode):
         self.worker.start()
         self._chunks_published = 0
         self.rtc_guided = 0
+        self._bad_chunks = 0
+        self._chunk_error = ""
         self._feedback = None
         self.trigger = None
         if p.trigger == "queue":
@@ -312,17 +329,32 @@ class PolicyNode(LifecycleNode):
                 self.create_subscription(ExecutorStatus, p.executor_status_topic, self._on_executor_status, status_qos)
             )
 
-    def _teardown(self) -> None:
+    def _teardown(self, wait: float | None = None) -> None:
         """Release everything `_setup` created (idempotent). The worker goes first, so no inference
-        is running (or publishing) when the publishers and subscriptions are destroyed."""
+        is running (or publishing) when the publishers and subscriptions are destroyed.
+
+        An inference still running after `wait` s (default policy.inference_timeout) is abandoned:
+        its daemon thread is left behind (it publishes nothing when it returns), the policy is not
+        closed under it, and `shutdown_problem` says so (the process then exits non-zero).
+        """
         self._active = False
         worker, self.worker = self.worker, None
         if worker is not None:
-            if not worker.stop(timeout=30.0):
-                self.get_logger().warning("inference still running after 30 s; releasing the policy when it returns")
-            old = worker.set_policy(None)  # waits for an inference in flight
+            wait = self.cfg.policy.inference_timeout if wait is None else wait
+            old = None
+            try:
+                if not worker.stop(timeout=wait):
+                    raise WorkerBusy(f"still running after {wait:g} s")
+                old = worker.set_policy(None, timeout=wait)
+            except WorkerBusy:
+                running = worker.running_for(time.perf_counter())
+                self.shutdown_problem = (
+                    f"inference running for {running:.1f} s did not stop: its thread was abandoned, "
+                    f"the policy was not closed"
+                )
+                self.get_logger().error(self.shutdown_problem)
             if old is not None:
-                old.close()
+                self._close_policy(old)
         if self._rate_timer is not None:
             self.destroy_timer(self._rate_timer)
             self._rate_timer = None
@@ -335,6 +367,16 @@ class PolicyNode(LifecycleNode):
         self._chunk_pub = self._preview_pub = None
         self.builder = None
         self.trigger = None
+
+    def _close_policy(self, policy: Policy) -> str:
+        """`policy.close()`; a failure is logged and returned (the policy is released either way)."""
+        try:
+            policy.close()
+        except Exception as exc:  # noqa: BLE001 - a plugin's close() must not undo a swap or a teardown
+            text = f"closing policy {policy.metadata.policy_type!r} failed: {type(exc).__name__}: {exc}"
+            self.get_logger().warning(text)
+            return text
+        return ""
 
     # ------------------------------------------------------------------ policy swap
     def _on_load_policy(self, request: LoadPolicy.Request, response: LoadPolicy.Response) -> LoadPolicy.Response:
@@ -354,12 +396,12 @@ class PolicyNode(LifecycleNode):
             policy = load_configured_policy(cfg.policy)
             try:
                 check_compatible(policy.metadata, cfg.robot, cfg.policy)
-                old = self.replace_policy(policy)
+                old = self.replace_policy(policy, timeout=cur.inference_timeout)
             except BaseException:
-                policy.close()
+                self._close_policy(policy)
                 raise
-            if old is not None:
-                old.close()
+            # The new policy runs from here on: a failing close() of the old one is a warning, not a failure.
+            close_warning = self._close_policy(old) if old is not None else ""
             self.cfg = cfg
             self.set_parameters([Parameter(k, value=getattr(cfg.policy, k.split(".", 1)[1]))
                                  for k in ("policy.type", "policy.checkpoint", "policy.device", "policy.dtype")])
@@ -367,6 +409,13 @@ class PolicyNode(LifecycleNode):
             response.success = True
             response.message = (f"loaded {meta.policy_type!r} (checkpoint {meta.checkpoint_id or '-'}) "
                                 f"in {time.monotonic() - t0:.1f} s; it produces the next chunk")
+            if close_warning:
+                response.message += f"; warning: {close_warning}"
+        except WorkerBusy as exc:  # a hung inference: answer now instead of waiting for it
+            response.success = False
+            response.message = (f"load_policy failed: {exc} (policy.inference_timeout = "
+                                f"{self.cfg.policy.inference_timeout:g} s); the new policy was not swapped in")
+            self.get_logger().error(response.message)
         except Exception as exc:  # noqa: BLE001 - the old policy keeps running; say why
             response.success, response.message = False, f"load_policy failed, the previous policy keeps running: {exc}"
             self.get_logger().error(response.message)
@@ -380,11 +429,13 @@ class PolicyNode(LifecycleNode):
         response.checkpoint_id = policy.metadata.checkpoint_id if policy is not None else ""
         return response
 
-    def replace_policy(self, policy: Policy) -> Policy | None:
+    def replace_policy(self, policy: Policy, timeout: float | None = None) -> Policy | None:
         """Use `policy` from the next inference on; returns the previous one (the caller closes it).
 
         Raises ConfigError (nothing changed) if it does not fit the robot profile or needs inputs
-        this configuration does not subscribe to (then cleanup + configure with new parameters).
+        this configuration does not subscribe to (then cleanup + configure with new parameters),
+        and WorkerBusy (nothing changed) if the inference in flight does not finish within
+        `timeout` s (None = wait for it).
         """
         if self.worker is None or self.builder is None:
             raise RuntimeError("replace_policy: the node is not configured")
@@ -396,8 +447,9 @@ class PolicyNode(LifecycleNode):
                 f"replace_policy: policy {policy.metadata.policy_type!r} needs input(s) {', '.join(missing)} that this "
                 f"configuration does not subscribe to; reconfigure (cleanup + configure) to load it"
             )
-        old = self.worker.set_policy(policy)
-        self._infer_error = ""
+        old = self.worker.set_policy(policy, timeout=timeout)
+        self._infer_error = self._chunk_error = ""
+        self._bad_chunks = 0
         self._chunks_published = 0
         meta = policy.metadata
         self.get_logger().info(f"policy replaced: now {meta.policy_type!r} (checkpoint {meta.checkpoint_id or '-'})")
@@ -432,13 +484,43 @@ class PolicyNode(LifecycleNode):
             )
 
     def _on_set_parameters(self, params: list) -> Any:
-        from rcl_interfaces.msg import SetParametersResult
+        """Run-time ``ros2 param set``: applied at once, or refused with the reason - never a silent success.
 
-        for prm in params:
-            if prm.name == "policy.instruction" and self.builder is not None and isinstance(prm.value, str):
-                if self.builder.set_instruction(prm.value):
-                    self.get_logger().info(f"instruction (parameter): {prm.value.strip()!r}")
-        return SetParametersResult(successful=True)
+        Unconfigured, every key may be set (checked by type and range; all together at configure:
+        fix a parameter and configure again). Configured: ``policy.rate_hz`` (the rate timer is
+        re-created) and ``policy.instruction`` apply at once; ``policy.type/checkpoint/device/dtype``
+        change only through ~/load_policy (which then sets them to what runs); any other key is
+        refused until a cleanup. Values go through the schema.
+        """
+        try:
+            if self.lifecycle_state == "unconfigured":
+                runtime = RuntimeParameters(select_keys(POLICY_NODE_KEYS), section_checks=False)
+            else:
+                runtime = RuntimeParameters(
+                    (*POLICY_NODE_WRITABLE, *POLICY_NODE_PINNED), POLICY_NODE_PINNED,
+                    read_only_note=f"read at configure and the node is {self.lifecycle_state}: cleanup, set it, "
+                                   "configure again")
+            change = runtime.check(self.cfg, params)
+            p = change.config.policy
+            names = {prm.name for prm in params}
+            if "policy.instruction" in names and len(p.instruction.strip()) > p.max_instruction_length:
+                raise ConfigError(f"policy.instruction: {len(p.instruction.strip())} characters; expected at most "
+                                  f"policy.max_instruction_length = {p.max_instruction_length}")
+        except ConfigError as exc:
+            self.get_logger().warning(f"parameter set refused: {exc}")
+            return set_result(str(exc))
+        self.cfg = change.config
+        for key, (old, new) in change.changed.items():
+            if key != "policy.instruction":
+                self.get_logger().info(f"parameter {key}: {old!r} -> {new!r} (applied)")
+        if "policy.rate_hz" in change.changed and self._rate_timer is not None:
+            self.destroy_timer(self._rate_timer)
+            self._rate_timer = self.create_timer(1.0 / p.rate_hz, self._on_rate_timer)
+        # The instruction topic may have changed it since: apply a set even when the parameter is unchanged.
+        if "policy.instruction" in names and self.builder is not None:
+            if self.builder.set_instruction(p.instruction):
+                self.get_logger().info(f"instruction (parameter): {p.instruction.strip()!r}")
+        return set_result()
 
     def _on_executor_status(self, msg: ExecutorStatus) -> None:
         try:
@@ -476,10 +558,37 @@ class PolicyNode(LifecycleNode):
         self._infer_error = text
         self._warn(("policy", "infer"), text)
 
+    def _check_chunk(self, record: InferenceRecord) -> bool:
+        """The executor's chunk check (workspace + margin, reach from the observed pose, gripper
+        range, length, DELTA reference), before publishing: True if the chunk may go out.
+
+        A refused chunk is counted by code and logged (throttled) with its first bad step; after
+        policy.max_bad_chunks refusals in a row the node reports ERROR until a good chunk comes.
+        """
+        cfg = self.cfg
+        problem = check_chunk(record.chunk, cfg.safety, measured=record.observation.ee_pose, now=self.now(),
+                              max_steps=cfg.executor.max_chunk_steps, frame_id=cfg.robot.base_frame)
+        if problem is None:
+            if self._chunk_error:
+                self.get_logger().info("chunk check passes again: publishing")
+            self._bad_chunks, self._chunk_error = 0, ""
+            return True
+        self.chunk_problems[problem.code] = self.chunk_problems.get(problem.code, 0) + 1
+        self._bad_chunks += 1
+        text = f"chunk seq {record.chunk.seq} refused ({problem.code}), not published: {problem.message}"
+        limit = cfg.policy.max_bad_chunks
+        if self._bad_chunks >= limit:
+            self._chunk_error = (f"policy output implausible: {self._bad_chunks} chunks in a row refused "
+                                 f"(policy.max_bad_chunks = {limit}); last: {problem.message}")
+        self._warn(("policy", "chunk:" + problem.code), text)
+        return False
+
     def _publish_chunk(self, record: InferenceRecord) -> None:
         pub = self._chunk_pub
         if not self._active or pub is None:
             return  # deactivated while inferring: an inactive node publishes no chunk
+        if not self._check_chunk(record):
+            return
         msg = chunk_to_msg(record.chunk)
         stamp_ns = getattr(record.sample, "stamp_ns", None)
         if stamp_ns is not None:  # the pivot camera's exact header stamp, not a float round trip
@@ -501,6 +610,23 @@ class PolicyNode(LifecycleNode):
             self.trigger.on_chunk(self.now())
 
     # ------------------------------------------------------------------ status
+    def _stuck(self) -> str:
+        """Policy watchdog: why the inference in flight counts as hung ("" if none is). Logged once
+        per hang; the status says it for as long as it lasts."""
+        worker = self.worker
+        limit = self.cfg.policy.inference_timeout
+        running = worker.running_for(time.perf_counter()) if worker is not None else 0.0
+        if running <= limit:
+            if self._stuck_warned:
+                self._stuck_warned = False
+                self.get_logger().info("the hung inference returned")
+            return ""
+        text = f"inference running for {running:.1f} s (policy.inference_timeout = {limit:g} s)"
+        if not self._stuck_warned:
+            self._stuck_warned = True
+            self.get_logger().error(text + "; no chunks until it returns")
+        return text
+
     def _running_window(self) -> float:
         """How recent the last chunk must be to report RUNNING (s of wall time)."""
         p, meta = self.cfg.policy, self.worker.metadata if self.worker else None
@@ -519,8 +645,13 @@ class PolicyNode(LifecycleNode):
             return PolicyStatus.STATE_ERROR, self._load_error
         if st in ("unconfigured", "finalized"):
             return PolicyStatus.STATE_UNCONFIGURED, "not configured (lifecycle configure loads the policy)"
+        stuck = self._stuck()
+        if stuck:
+            return PolicyStatus.STATE_ERROR, stuck
         if self._infer_error:
             return PolicyStatus.STATE_ERROR, self._infer_error
+        if self._chunk_error:
+            return PolicyStatus.STATE_ERROR, self._chunk_error
         if st == "inactive":
             return PolicyStatus.STATE_READY, recent or "inactive (lifecycle activate starts inference)"
         last = self._last_chunk_wall

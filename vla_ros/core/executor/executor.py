@@ -45,6 +45,7 @@ control periods, never with the whole gap.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, NamedTuple
 
@@ -142,6 +143,10 @@ class ChunkExecutor:
         self.safety.set_config(safety)
         self.monitor.safety = safety
 
+    def set_twist_gain(self, gain: float) -> None:
+        """Apply a new ``executor.twist_gain`` (validated by the schema) from the next tick on."""
+        self.cfg = dataclasses.replace(self.cfg, twist_gain=float(gain))
+
     # ------------------------------------------------------------------ chunks in
     def submit(self, chunk: ActionChunk, now: float) -> SubmitResult:
         """A validated chunk arrived at `now`: place it, combine it with the plan (or say why not)."""
@@ -202,14 +207,16 @@ class ChunkExecutor:
         try:
             chunk = chunk_from_msg(msg, topic, max_steps=self.cfg.max_chunk_steps)
         except ChunkTooLong as exc:
-            self.chunk_problems["length"] += 1
-            return self.reject(str(exc))
+            return self.reject(str(exc), code="length")
         except (MessageError, ValueError, TypeError, AttributeError) as exc:
             return self.reject(str(exc))
         return self.submit(chunk, now)
 
-    def reject(self, reason: str) -> SubmitResult:
-        """Count a chunk that never became an ActionChunk (malformed message)."""
+    def reject(self, reason: str, code: str = "") -> SubmitResult:
+        """Count a chunk that never became an ActionChunk (malformed message); `code`, if given, is
+        one of CHUNK_PROBLEM_CODES (e.g. "length" for a chunk refused by its size before decoding)."""
+        if code:
+            self.chunk_problems[code] += 1
         return self._reject(reason, count_received=True)
 
     def _reject(self, reason: str, count_received: bool) -> SubmitResult:
