@@ -34,7 +34,7 @@ def test_config_round_trip_and_derived_sizes():
         (lambda d: d["io"].update(dt=0), r"io\.dt: expected > 0, got 0"),
         (lambda d: d["io"].update(action_dim=6), r"io\.action_dim: .*expected 7, got 6"),
         (lambda d: d["vision"].update(kind="siglip_dinov2", dinov2=None), r"vision\.dinov2: vision kind 'siglip_dinov2' needs"),
-        (lambda d: d.update(format_version=2), r"^format_version: this vla_ros reads version 1, got 2"),
+        (lambda d: d.update(format_version=3), r"^format_version: this vla_ros reads versions 1 and 2, got 3"),
         (lambda d: d.update(extra=1), r"^extra: unknown key \(known keys here: io, backbone"),
         (lambda d: d["backbone"].update(family="mistral"), r"backbone\.family: expected one of 'gemma', 'llama', got 'mistral'"),
     ],

@@ -12,7 +12,9 @@ import importlib
 import sys
 
 # Sub-command modules, in --help order.
-COMMANDS = ("config", "make-checkpoint", "run", "eval", "play", "demo")
+COMMANDS = ("config", "make-checkpoint", "import", "run", "eval", "play", "demo")
+# Commands whose module name differs from the command ("import" is a Python keyword).
+MODULES = {"import": "import_cmd"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
-        module = importlib.import_module(f"vla_ros.cli.{name.replace('-', '_')}")
+        module = importlib.import_module(f"vla_ros.cli.{MODULES.get(name, name.replace('-', '_'))}")
         module.add_parser(sub)
     return parser
 

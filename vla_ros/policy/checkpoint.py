@@ -10,10 +10,13 @@ never a silently half-initialised model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from safetensors import safe_open
@@ -109,12 +112,43 @@ def read_state_dict(files: list[Path], device: str | torch.device = "cpu") -> tu
         except CheckpointError:
             raise
         except Exception as exc:  # safetensors raises SafetensorError / OSError on a bad file
-            raise CheckpointError(f"{f}: not a readable safetensors file: {exc}") from None
+            raise CheckpointError(f"{f}: not a readable safetensors file (truncated or corrupt: {exc})") from None
     return tensors, origin
 
 
-def load_into(module: nn.Module, state: dict[str, torch.Tensor], origin: dict[str, Path], where: Path) -> None:
-    """Copy `state` into `module`'s parameters and persistent buffers, strictly, converting dtypes."""
+@contextlib.contextmanager
+def parameters_on_meta() -> Iterator[None]:
+    """Modules built inside this context get their parameters on the ``meta`` device (no memory,
+    no initialisation cost); buffers (RoPE tables, position ids) are built for real, as usual.
+
+    Load such a module with ``load_into(..., assign=True)``: the loaded tensors become its
+    parameters, so loading needs the weights' memory once, not twice.
+    """
+    original = nn.Module.register_parameter
+    owner = threading.get_ident()  # a runtime swap builds here while the old policy runs in another thread
+
+    def register(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        original(module, name, param)
+        if param is not None and threading.get_ident() == owner:
+            p = module._parameters[name]
+            module._parameters[name] = type(p)(p.to("meta"), requires_grad=p.requires_grad)
+
+    nn.Module.register_parameter = register  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = original  # type: ignore[method-assign]
+
+
+def load_into(module: nn.Module, state: dict[str, torch.Tensor], origin: dict[str, Path], where: Path, *,
+              assign: bool = False, dtype: torch.dtype | None = None, device: torch.device | None = None,
+              keep_float32: tuple[str, ...] = ()) -> None:
+    """Copy `state` into `module`'s parameters and persistent buffers, strictly, converting dtypes.
+
+    assign: make the (dtype-converted) tensors of `state` the module's parameters instead of
+    copying them (a module built under `parameters_on_meta`); its buffers then move to `device`.
+    keep_float32: with assign, tensors whose name contains one of these stay float32 (per-module dtype).
+    """
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
     if missing:
@@ -129,6 +163,19 @@ def load_into(module: nn.Module, state: dict[str, torch.Tensor], origin: dict[st
             raise CheckpointError(
                 f"{origin[k]}: tensor {k!r} has shape {tuple(state[k].shape)}, config.json implies {tuple(ref.shape)}"
             )
+    if assign:
+        with torch.no_grad():
+            for k in expected:
+                t = state[k]
+                want = torch.float32 if any(part in k for part in keep_float32) else dtype
+                if want is not None and t.is_floating_point() and t.dtype != want:
+                    state[k] = t = t.to(want)
+                if device is not None and t.device != device:
+                    state[k] = t.to(device)
+        module.load_state_dict(state, strict=True, assign=True)
+        if device is not None:
+            module.to(device)  # the buffers; the parameters are there already
+        return
     with torch.no_grad():
         for k, ref in expected.items():
             ref.copy_(state[k])
@@ -140,16 +187,27 @@ def save_weights(module: nn.Module, path: Path) -> None:
     save_file(state, str(path), metadata={"format": "pt"})
 
 
-def weights_hash(files: list[Path], length: int = 8) -> str:
-    """Short sha256 of the weight files' bytes: identifies the exact weights a chunk came from."""
+def sha256_files(files: list[Path]) -> str:
+    """Full hex sha256 of the files' bytes, read in 1 MiB blocks (a 13 GB checkpoint never sits in memory)."""
     h = hashlib.sha256()
     for f in files:
         with open(f, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
-    return h.hexdigest()[:length]
+    return h.hexdigest()
 
 
-def checkpoint_id(directory: Path, files: list[Path]) -> str:
-    """'<directory name>@<short weights hash>'."""
+def weights_hash(files: list[Path], length: int = 8) -> str:
+    """Short sha256 of the weight files' bytes: identifies the exact weights a chunk came from."""
+    return sha256_files(files)[:length]
+
+
+def checkpoint_id(directory: Path, files: list[Path], stored: tuple[str, int] | None = None) -> str:
+    """'<directory name>@<short weights hash>'.
+
+    stored: (sha256, bytes) written with the checkpoint (config v2 ``weights``); used without
+    re-hashing when the single weights file still has that size, so a multi-GB checkpoint does
+    not cost a full read at every start."""
+    if stored is not None and len(files) == 1 and files[0].stat().st_size == stored[1]:
+        return f"{directory.resolve().name}@{stored[0][:8]}"
     return f"{directory.resolve().name}@{weights_hash(files)}"

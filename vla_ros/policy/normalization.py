@@ -6,6 +6,12 @@ percentile range [q01, q99] to [-1, 1] (robust to outliers, pi0's choice for act
 the identity. The stats file always holds mean, std, q01 and q99 so either kind can be chosen
 later without recomputing.
 
+Two conventions for the epsilons (config ``io.norm_convention``), because a pretrained policy
+only reproduces its reference's numbers with the reference's arithmetic:
+``openpi`` (this package's own, and openpi's): eps 1e-6 in both directions, float64;
+``lerobot``: mean_std is (x - mean) / (std + 1e-8) and its inverse x * std + mean (no eps),
+quantile has no eps unless q99 == q01; computed in float32, as LeRobot's processors do.
+
 File format::
 
     {"state":   {"mean": [...], "std": [...], "q01": [...], "q99": [...]} | null,
@@ -25,7 +31,9 @@ from vla_ros.core.schema import read_json
 
 NORM_STATS_FILE = "norm_stats.json"
 KINDS = ("mean_std", "quantile", "none")
+CONVENTIONS = ("openpi", "lerobot")
 _EPS = 1e-6
+LEROBOT_EPS = 1e-8
 _KEYS = ("mean", "std", "q01", "q99")
 
 
@@ -75,7 +83,22 @@ class Stats:
 
     # -- transforms ----------------------------------------------------------------------------
 
-    def normalize(self, x: np.ndarray, kind: str) -> np.ndarray:
+    def _f32(self, name: str) -> np.ndarray:
+        return np.asarray(getattr(self, name), dtype=np.float32)
+
+    def _lerobot_quantile_range(self) -> np.ndarray:
+        d = self._f32("q99") - self._f32("q01")
+        return np.where(d == 0, np.float32(LEROBOT_EPS), d).astype(np.float32)
+
+    def normalize(self, x: np.ndarray, kind: str, convention: str = "openpi") -> np.ndarray:
+        if convention == "lerobot":
+            x = np.asarray(x, dtype=np.float32)
+            if kind == "mean_std":
+                return (x - self._f32("mean")) / (self._f32("std") + np.float32(LEROBOT_EPS))
+            if kind == "quantile":
+                return np.float32(2.0) * (x - self._f32("q01")) / self._lerobot_quantile_range() - np.float32(1.0)
+        elif convention != "openpi":
+            raise ValueError(f"norm_convention: expected one of {CONVENTIONS}, got {convention!r}")
         x = np.asarray(x, dtype=np.float64)
         if kind == "mean_std":
             return (x - self.mean) / (self.std + _EPS)
@@ -85,7 +108,15 @@ class Stats:
             return x
         raise ValueError(f"normalization: expected one of {KINDS}, got {kind!r}")
 
-    def unnormalize(self, x: np.ndarray, kind: str) -> np.ndarray:
+    def unnormalize(self, x: np.ndarray, kind: str, convention: str = "openpi") -> np.ndarray:
+        if convention == "lerobot":
+            x = np.asarray(x, dtype=np.float32)
+            if kind == "mean_std":
+                return x * self._f32("std") + self._f32("mean")
+            if kind == "quantile":
+                return (x + np.float32(1.0)) * self._lerobot_quantile_range() / np.float32(2.0) + self._f32("q01")
+        elif convention != "openpi":
+            raise ValueError(f"norm_convention: expected one of {CONVENTIONS}, got {convention!r}")
         x = np.asarray(x, dtype=np.float64)
         if kind == "mean_std":
             return x * (self.std + _EPS) + self.mean

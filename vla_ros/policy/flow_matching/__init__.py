@@ -8,7 +8,9 @@ Modules, one job each:
 - ``joint_layer``  one decoder layer over the concatenated prefix/suffix streams (ONE attention);
 - ``vision``       SigLIP image encoder + projector into the language width;
 - ``dual_vision``  SigLIP + DINOv2 with FiLM, aggregation tokens and a text-conditioned router;
-- ``expert``       the suffix embedder: state token, noisy actions fused with the time embedding;
+- ``expert``       the suffix embedder: state token, noisy actions fused with the time embedding
+                   (pi0) or the adaRMS time condition (pi05);
+- ``adarms``       pi05's time-conditioned RMSNorm and gated residuals for the expert;
 - ``model``        ``FlowMatchingVLA``: prefix/suffix embedding, joint and cached passes, loss;
 - ``sampler``      Euler integration (cached or naive) with Real-Time Chunking guidance;
 - ``action_space`` observation -> state vector, absolute <-> delta actions;

@@ -72,4 +72,8 @@ def build_expert(cfg: BackboneConfig, expert: ExpertConfig) -> nn.Module:
     family = FAMILIES[cfg.family]
     model = family.model_cls(_hf_config(family, cfg, expert.hidden_size, expert.intermediate_size, 1, None))
     model.embed_tokens = None  # the suffix is embedded by the expert heads, not by tokens
+    if expert.time_conditioning == "adarms":
+        from vla_ros.policy.flow_matching.adarms import make_adaptive
+
+        make_adaptive(model, expert.hidden_size, cfg.rms_norm_eps)
     return model

@@ -7,14 +7,19 @@ hand-edited or truncated config fails at load time with a message a person can a
 
 Layout (see docs/policy.md for the meaning of each key)::
 
-    {"format": "vla_ros.flow_matching", "format_version": 1,
+    {"format": "vla_ros.flow_matching", "format_version": 1 | 2,
      "io": {...cameras, image size, state, actions, horizon, dt, mode, normalization, text length},
      "backbone": {...transformers Gemma/Llama decoder hyper-parameters},
      "expert": {...action-expert width},
      "vision": {"kind": "siglip" | "siglip_dinov2", "siglip": {...}, "dinov2": {...} | null, ...},
      "sampling": {...Euler steps, time-embedding periods},
      "training": {...time distribution},
-     "tokenizer": {...file, special tokens}}
+     "tokenizer": {...file, special tokens},
+     "weights": {"sha256", "bytes"} | null, "source": {...} | null}      (v2)
+
+Version 2 adds the keys pretrained pi0 / pi05 checkpoints need (prompt form, state token, image
+resize, normalisation epsilons, adaRMS time conditioning, float64 time angles, stored weights hash,
+import source). Each defaults to the version-1 behaviour, so every v1 file still loads unchanged.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from vla_ros.core import schema
 from vla_ros.core.schema import REQUIRED, ConfigError, FieldError, param, section  # ConfigError: what loading raises
 
 FORMAT = "vla_ros.flow_matching"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what this vla_ros writes for new (imported) checkpoints
+FORMAT_VERSIONS = (1, 2)  # what it reads: every v2 key defaults to the v1 behaviour
 CONFIG_FILE = "config.json"
 
 FAMILIES = ("gemma", "llama")
@@ -37,6 +43,11 @@ VISION_KINDS = ("siglip", "siglip_dinov2")
 STATE_SOURCES = ("ee_pose", "joints", "none")
 ACTION_MODES = ("absolute", "delta")
 NORMALIZATION_KINDS = ("mean_std", "quantile", "none")
+NORM_CONVENTIONS = ("openpi", "lerobot")
+PROMPT_FORMS = ("plain", "pi0", "pi05")
+IMAGE_RESIZES = ("antialias", "bilinear")
+TIME_CONDITIONINGS = ("fused", "adarms")
+TIME_DTYPES = ("float32", "float64")
 EE_STATE_DIM = 7  # x, y, z, rx, ry, rz, gripper
 EE_ACTION_DIM = 7
 
@@ -63,8 +74,29 @@ class IOConfig:
     max_state_dim: int = param(32, "state dims of the model (padded)", min=1)
     image_mean: tuple[float, ...] = param((0.5, 0.5, 0.5), "per-channel mean on [0,1] pixels", length=3)
     image_std: tuple[float, ...] = param((0.5, 0.5, 0.5), "per-channel std on [0,1] pixels", length=3, gt=0)
+    # -- v2 (pretrained pi0 / pi05); each default is the v1 behaviour --
+    prompt: str = param(
+        "plain",
+        "text the tokenizer sees: plain (the instruction), pi0 (instruction + a newline unless it ends with one), "
+        "pi05 ('Task: ..., State: <binned normalised state>;\\nAction: ')",
+        choices=PROMPT_FORMS,
+    )
+    state_token: bool = param(True, "the state enters the expert as one suffix token (pi0); false for pi05 (state in the prompt)")
+    state_bins: int = param(256, "prompt pi05: bins of the normalised state over [-1, 1]", min=2)
+    image_resize: str = param(
+        "antialias",
+        "antialias (uint8, antialiased when shrinking) or bilinear (float, no antialias, clamped to [0,1]: openpi/LeRobot)",
+        choices=IMAGE_RESIZES,
+    )
+    norm_convention: str = param(
+        "openpi",
+        "normalisation epsilons: openpi (eps 1e-6 both ways) or lerobot (mean_std: /(std+1e-8), inverse x*std+mean; float32)",
+        choices=NORM_CONVENTIONS,
+    )
 
     def check(self) -> None:
+        if self.prompt == "pi05" and not self.uses_state:
+            raise FieldError("prompt", "prompt 'pi05' writes the state into the text; it needs a state_source other than 'none'")
         if self.action_dim != EE_ACTION_DIM:
             raise FieldError("action_dim", f"vla_ros action chunks are 7-DoF end-effector actions; expected 7, got {self.action_dim}")
         if self.max_action_dim < self.action_dim:
@@ -88,6 +120,10 @@ class IOConfig:
     @property
     def uses_state(self) -> bool:
         return self.state_source != "none"
+
+    @property
+    def uses_state_token(self) -> bool:
+        return self.uses_state and self.state_token
 
 
 @dataclass(frozen=True)
@@ -123,6 +159,12 @@ class ExpertConfig:
 
     hidden_size: int = param(REQUIRED, "expert width (usually narrower than the backbone)", min=1)
     intermediate_size: int = param(REQUIRED, "expert MLP width", min=1)
+    time_conditioning: str = param(
+        "fused",
+        "fused (pi0: time embedding fused into each action token by an MLP) or adarms "
+        "(pi05: every expert norm gets scale/shift/gate from the time embedding, gated residuals)",
+        choices=TIME_CONDITIONINGS,
+    )
 
 
 @dataclass(frozen=True)
@@ -168,6 +210,8 @@ class SamplingConfig:
     num_steps: int = param(10, "Euler steps from t=1 (noise) to t=0 (data)", min=1)
     min_period: float = param(4e-3, "time embedding: shortest period", gt=0)
     max_period: float = param(4.0, "time embedding: longest period", gt=0)
+    time_dtype: str = param("float32", "dtype of the time embedding's angles and sin/cos (float64: as openpi/LeRobot)",
+                            choices=TIME_DTYPES)
 
 
 @dataclass(frozen=True)
@@ -189,6 +233,33 @@ class TokenizerConfig:
 
 
 @dataclass(frozen=True)
+class PrecisionConfig:
+    """Per-module dtype: what stays float32 when the policy runs in bfloat16 / float16."""
+
+    float32_modules: tuple[str, ...] = param(
+        (), "parameter-name parts kept in float32 under a 16-bit policy.dtype (LeRobot: the vision tower, "
+        "projector and norms); [] = none", nonempty=True, unique=True)
+
+
+@dataclass(frozen=True)
+class WeightsConfig:
+    """The weights file's sha256, computed once when the checkpoint was written (no re-hash at load)."""
+
+    sha256: str = param(REQUIRED, "hex sha256 of model.safetensors", nonempty=True)
+    bytes: int = param(REQUIRED, "its size; a different size means the stored hash is stale", min=0)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where an imported checkpoint came from (`vla-ros import`)."""
+
+    format: str = param(REQUIRED, "lerobot or openpi", nonempty=True)
+    policy_type: str = param(REQUIRED, "the source's type, e.g. pi0 or pi05", nonempty=True)
+    path: str = param("", "the source directory at import time")
+    weights_sha256: str = param("", "hex sha256 of the source weights file(s)")
+
+
+@dataclass(frozen=True)
 class FlowMatchingConfig:
     """The whole ``config.json``; `from_dict` / `from_json` validate every key (`vla_ros.core.schema`)."""
 
@@ -199,13 +270,19 @@ class FlowMatchingConfig:
     sampling: SamplingConfig = section(SamplingConfig, "sampling")
     training: TrainingConfig = section(TrainingConfig, "training")
     tokenizer: TokenizerConfig = section(TokenizerConfig, "tokenizer")
+    precision: PrecisionConfig = section(PrecisionConfig, "v2: per-module dtype")
+    weights: WeightsConfig | None = section(WeightsConfig, "v2: the stored weights hash (null: hashed at load)", default=None)
+    source: SourceConfig | None = section(SourceConfig, "v2: the imported source (null: made by vla_ros)", default=None)
     format: str = param(FORMAT, "file format tag", choices=(FORMAT,))
     format_version: int = param(FORMAT_VERSION, "file format version", min=1)
     policy_type: str = param("flow_matching", "registry name", choices=("flow_matching",))
 
     def check(self) -> None:
-        if self.format_version != FORMAT_VERSION:
-            raise FieldError("format_version", f"this vla_ros reads version {FORMAT_VERSION}, got {self.format_version}")
+        if self.format_version not in FORMAT_VERSIONS:
+            raise FieldError("format_version", f"this vla_ros reads versions 1 and 2, got {self.format_version}")
+        v2_keys = _v2_keys_set(self) if self.format_version == 1 else []
+        if v2_keys:
+            raise FieldError(v2_keys[0], "is a format_version 2 key; set format_version to 2")
         for name in ("siglip", "dinov2"):
             tower = getattr(self.vision, name)
             if tower is not None and self.io.image_size % tower.patch_size:
@@ -255,8 +332,32 @@ class FlowMatchingConfig:
         return len(self.io.cameras) * self.tokens_per_camera + self.io.max_text_tokens
 
     @property
+    def uses_state_token(self) -> bool:
+        return self.io.uses_state_token
+
+    @property
     def suffix_length(self) -> int:
-        return int(self.io.uses_state) + self.io.horizon
+        return int(self.io.uses_state_token) + self.io.horizon
+
+
+_V2_DEFAULTS = {
+    "io.prompt": "plain", "io.state_token": True, "io.state_bins": 256, "io.image_resize": "antialias",
+    "io.norm_convention": "openpi",
+    "expert.time_conditioning": "fused", "sampling.time_dtype": "float32", "precision.float32_modules": (),
+    "weights": None, "source": None,
+}
+
+
+def _v2_keys_set(config: "FlowMatchingConfig") -> list[str]:
+    """The v2 keys that differ from their v1 behaviour (a v1 file may not use them)."""
+    out = []
+    for key, default in _V2_DEFAULTS.items():
+        obj: Any = config
+        for part in key.split("."):
+            obj = getattr(obj, part)
+        if obj != default:
+            out.append(key)
+    return out
 
 
 def reference_markdown() -> str:

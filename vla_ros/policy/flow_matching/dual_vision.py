@@ -124,6 +124,8 @@ class DualImageEncoder(nn.Module):
     def forward(self, pixels: torch.Tensor, lang: torch.Tensor | None) -> torch.Tensor:
         if lang is None:
             raise ValueError("DualImageEncoder needs the mean instruction embedding")
+        dt = self.siglip_projector.weight.dtype  # float32 when config precision keeps the vision path there
+        pixels, lang = pixels.to(dt), lang.to(dt)
         a = self.siglip_projector(self.siglip(pixels, lang))
         b = self.dinov2_projector(self.dinov2(pixels, lang))
         w = self.router(lang)

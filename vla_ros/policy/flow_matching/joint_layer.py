@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vla_ros.policy.flow_matching.adarms import apply_norm, gated_residual
+
 
 @dataclass
 class PrefixCache:
@@ -98,6 +100,7 @@ def joint_layer_forward(
     apply_rotary_pos_emb: Callable,
     past_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
     kv_only: bool = False,
+    conds: Sequence[torch.Tensor | None] | None = None,
 ) -> tuple[list[torch.Tensor | None], tuple[torch.Tensor, torch.Tensor]]:
     """Run one decoder layer over several streams with one attention.
 
@@ -107,17 +110,23 @@ def joint_layer_forward(
     layer's keys/values. Returns the new hidden states per stream and this call's (keys, values)
     of the present streams (what a prefix pass caches). kv_only: stop after the keys/values (the
     last layer of a prefix pass needs nothing else); the hidden states are then returned unchanged.
+    conds: per stream, the adaRMS condition of a time-conditioned stream (pi05's expert), else None;
+    such a stream's residuals are gated (`adarms`).
     """
-    qs, ks, vs, lengths = [], [], [], []
+    if conds is None:
+        conds = [None] * len(layers)
+    qs, ks, vs, lengths, gates = [], [], [], [], []
     attn0 = None
-    for layer, h, cs in zip(layers, hiddens, rotary):
+    for layer, h, cs, c in zip(layers, hiddens, rotary, conds):
         if h is None:
             lengths.append(0)
+            gates.append(None)
             continue
         attn = layer.self_attn
         if attn0 is None:
             attn0 = attn
-        x = layer.input_layernorm(h)
+        x, gate = apply_norm(layer.input_layernorm, h, c)
+        gates.append(gate)
         b, n, _ = x.shape
         q = attn.q_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
         k = attn.k_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)
@@ -145,13 +154,14 @@ def joint_layer_forward(
 
     results: list[torch.Tensor | None] = []
     start = 0
-    for layer, h, n in zip(layers, hiddens, lengths):
+    for layer, h, n, c, gate in zip(layers, hiddens, lengths, conds, gates):
         if h is None:
             results.append(None)
             continue
         a = layer.self_attn.o_proj(out[:, start:start + n])
         start += n
-        h = h + a
-        h = h + layer.mlp(layer.post_attention_layernorm(h))
+        h = gated_residual(h, a, gate)
+        y, gate2 = apply_norm(layer.post_attention_layernorm, h, c)
+        h = gated_residual(h, layer.mlp(y), gate2)
         results.append(h)
     return results, (k_new, v_new)

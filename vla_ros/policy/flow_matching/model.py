@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from vla_ros.policy.flow_matching.adarms import apply_norm
 from vla_ros.policy.flow_matching.backbone import FAMILIES, build_backbone, build_expert
 from vla_ros.policy.flow_matching.config import FlowMatchingConfig
 from vla_ros.policy.flow_matching.dual_vision import DualImageEncoder
@@ -46,9 +47,10 @@ class SuffixLayout:
 class ObservationTensors:
     """One batch of model inputs, already on the model's device.
 
-    images: uint8 [B, C, 3, S, S] (resized + padded, not normalised); image_mask: bool [B, C]
+    images: uint8 [B, C, 3, S, S] (resized + padded, not normalised), or float32 in [0, 1] (the
+    'bilinear' resize of pretrained checkpoints); image_mask: bool [B, C]
     (False = camera missing); tokens / token_mask: [B, L] long / bool; state: float32
-    [B, max_state_dim] normalised and zero-padded, or None for a state-less model.
+    [B, max_state_dim] normalised and zero-padded, or None for a model without a state token.
     """
 
     images: torch.Tensor
@@ -76,8 +78,9 @@ class FlowMatchingVLA(nn.Module):
         else:
             self.vision = DualImageEncoder(config.vision, io.image_size, width)
         self.heads = SuffixHeads(
-            config.expert.hidden_size, io.max_action_dim, io.max_state_dim, io.uses_state,
+            config.expert.hidden_size, io.max_action_dim, io.max_state_dim, io.uses_state_token,
             config.sampling.min_period, config.sampling.max_period,
+            config.expert.time_conditioning, config.sampling.time_dtype,
         )
         self.register_buffer("image_mean", torch.tensor(io.image_mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("image_std", torch.tensor(io.image_std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
@@ -89,7 +92,8 @@ class FlowMatchingVLA(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.backbone.norm.weight.dtype
+        """The compute dtype of the transformer streams (norms and vision may stay float32: config precision)."""
+        return self.backbone.embed_tokens.weight.dtype
 
     @property
     def device(self) -> torch.device:
@@ -102,8 +106,10 @@ class FlowMatchingVLA(nn.Module):
     # -- embeddings ------------------------------------------------------------------------------
 
     def normalize_images(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 [N, 3, S, S] -> normalised float in the model dtype (math in float32)."""
-        x = images.to(torch.float32) / 255.0
+        """uint8 (or float [0, 1]) [N, 3, S, S] -> normalised float in the model dtype (math in float32).
+
+        With the default mean = std = 0.5 this is bitwise x * 2 - 1 (SigLIP's [-1, 1] input)."""
+        x = images.to(torch.float32) / 255.0 if images.dtype == torch.uint8 else images.to(torch.float32)
         return ((x - self.image_mean) / self.image_std).to(self.dtype)
 
     def embed_prefix(self, obs: ObservationTensors) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,14 +140,14 @@ class FlowMatchingVLA(nn.Module):
         """Suffix pad mask (all real) and block ids [B, Ls]: state block 1, action block 2."""
         n = self.config.suffix_length
         blocks = torch.full((batch_size, n), ACTION_BLOCK, dtype=torch.long, device=device)
-        if self.config.io.uses_state:
+        if self.config.uses_state_token:
             blocks[:, 0] = STATE_BLOCK
         return torch.ones((batch_size, n), dtype=torch.bool, device=device), blocks
 
     def embed_suffix(self, state: torch.Tensor | None, x_t: torch.Tensor, t: torch.Tensor
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> suffix embeddings [B, Ls, De], pad mask [B, Ls], block ids [B, Ls]."""
-        embs = self.heads.embed(state if self.config.io.uses_state else None, x_t, t)
+        embs = self.heads.embed(state if self.config.uses_state_token else None, x_t, t)
         return (embs, *self._suffix_layout_ids(embs.shape[0], embs.device))
 
     # -- transformer passes ----------------------------------------------------------------------
@@ -150,8 +156,11 @@ class FlowMatchingVLA(nn.Module):
         return self.backbone.rotary_emb(x, positions)
 
     def forward_joint(self, prefix_embs: torch.Tensor, prefix_pad: torch.Tensor, suffix_embs: torch.Tensor,
-                      suffix_pad: torch.Tensor, suffix_blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prefix and suffix through all layers together (no cache) -> (prefix_out, suffix_out), final-normed."""
+                      suffix_pad: torch.Tensor, suffix_blocks: torch.Tensor, cond: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prefix and suffix through all layers together (no cache) -> (prefix_out, suffix_out), final-normed.
+
+        cond: the expert's adaRMS condition (pi05), else None."""
         lp = prefix_embs.shape[1]
         pad = torch.cat([prefix_pad, suffix_pad], dim=1)
         blocks = torch.cat([torch.full_like(prefix_pad, PREFIX_BLOCK, dtype=torch.long), suffix_blocks], dim=1)
@@ -160,8 +169,9 @@ class FlowMatchingVLA(nn.Module):
         hp, hs = prefix_embs.to(self.dtype), suffix_embs.to(self.dtype)
         rot = [self._rotary(hp, pos[:, :lp]), self._rotary(hs, pos[:, lp:])]
         for lb, le in zip(self.backbone.layers, self.expert.layers):
-            (hp, hs), _ = joint_layer_forward([lb, le], [hp, hs], rot, bias, self.family.apply_rotary_pos_emb)
-        return self.backbone.norm(hp), self.expert.norm(hs)
+            (hp, hs), _ = joint_layer_forward([lb, le], [hp, hs], rot, bias, self.family.apply_rotary_pos_emb,
+                                              conds=[None, cond])
+        return self.backbone.norm(hp), apply_norm(self.expert.norm, hs, cond)[0]
 
     def build_prefix_cache(self, prefix_embs: torch.Tensor, prefix_pad: torch.Tensor) -> PrefixCache:
         """Prefix alone through all layers, keeping each layer's keys/values."""
@@ -192,7 +202,7 @@ class FlowMatchingVLA(nn.Module):
         return SuffixLayout(bias, self._rotary(probe, pos))
 
     def forward_suffix_cached(self, cache: PrefixCache, suffix_embs: torch.Tensor,
-                              layout: SuffixLayout | None = None) -> torch.Tensor:
+                              layout: SuffixLayout | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Suffix alone against the cached prefix keys/values -> suffix_out (final-normed)."""
         if layout is None:
             layout = self.suffix_layout(cache)
@@ -201,9 +211,9 @@ class FlowMatchingVLA(nn.Module):
         for i, (lb, le) in enumerate(zip(self.backbone.layers, self.expert.layers)):
             (_, h), _ = joint_layer_forward(
                 [lb, le], [None, h], rot, layout.bias, self.family.apply_rotary_pos_emb,
-                past_kv=(cache.keys[i], cache.values[i]),
+                past_kv=(cache.keys[i], cache.values[i]), conds=[None, cond],
             )
-        return self.expert.norm(h)
+        return apply_norm(self.expert.norm, h, cond)[0]
 
     # -- velocity --------------------------------------------------------------------------------
 
@@ -213,13 +223,15 @@ class FlowMatchingVLA(nn.Module):
     def velocity_cached(self, cache: PrefixCache, state: torch.Tensor | None, x_t: torch.Tensor,
                         t: torch.Tensor, layout: SuffixLayout | None = None) -> torch.Tensor:
         """v(x_t, t) [B, H, max_action_dim] float32, reusing the prefix cache (and the suffix layout)."""
-        embs = self.heads.embed(state if self.config.io.uses_state else None, x_t, t)
-        return self.heads.velocity(self.forward_suffix_cached(cache, embs, layout), self.horizon)
+        embs = self.heads.embed(state if self.config.uses_state_token else None, x_t, t)
+        cond = self.heads.condition(t)
+        return self.heads.velocity(self.forward_suffix_cached(cache, embs, layout, cond), self.horizon)
 
     def velocity_naive(self, obs: ObservationTensors, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """v(x_t, t) recomputing everything: vision tower, text embedding, joint pass."""
         prefix_embs, prefix_pad = self.embed_prefix(obs)
-        _, suffix_out = self.forward_joint(prefix_embs, prefix_pad, *self.embed_suffix(obs.state, x_t, t))
+        _, suffix_out = self.forward_joint(prefix_embs, prefix_pad, *self.embed_suffix(obs.state, x_t, t),
+                                           self.heads.condition(t))
         return self.heads.velocity(suffix_out, self.horizon)
 
     # -- training --------------------------------------------------------------------------------
@@ -250,7 +262,8 @@ class FlowMatchingVLA(nn.Module):
         x_t = t * noise + (1.0 - t) * actions
         target = noise - actions
         prefix_embs, prefix_pad = self.embed_prefix(obs)
-        _, suffix_out = self.forward_joint(prefix_embs, prefix_pad, *self.embed_suffix(obs.state, x_t, time))
+        _, suffix_out = self.forward_joint(prefix_embs, prefix_pad, *self.embed_suffix(obs.state, x_t, time),
+                                           self.heads.condition(time.to(device=self.device, dtype=torch.float32)))
         v = self.heads.velocity(suffix_out, self.horizon)
         mask = self.action_dim_mask[None, None, :].expand_as(v).to(torch.float32)
         if step_mask is not None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -34,20 +34,22 @@ from vla_ros.policy.checkpoint import (
     checkpoint_dir,
     checkpoint_id,
     load_into,
+    parameters_on_meta,
     read_state_dict,
     resolve_device,
     resolve_dtype,
     save_weights,
+    sha256_files,
     weight_files,
     WEIGHTS_FILE,
 )
 from vla_ros.policy.flow_matching.action_space import extract_state
-from vla_ros.policy.flow_matching.config import CONFIG_FILE, FlowMatchingConfig
+from vla_ros.policy.flow_matching.config import CONFIG_FILE, FlowMatchingConfig, WeightsConfig
 from vla_ros.policy.flow_matching.model import FlowMatchingVLA, ObservationTensors
 from vla_ros.policy.flow_matching.sampler import GuidanceTensors, param_key, sample_actions
 from vla_ros.policy.normalization import NORM_STATS_FILE, NormStats, Stats, compute_norm_stats
 from vla_ros.policy.preprocessing import ImagePreprocessor
-from vla_ros.policy.tokenizer import TextTokenizer
+from vla_ros.policy.tokenizer import TextTokenizer, build_prompt
 
 _DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
@@ -81,7 +83,7 @@ class FlowMatchingPolicy(Policy):
         self._num_steps = config.sampling.num_steps
         self._checkpoint_id = checkpoint_id
         self._seed = int(seed)
-        self._images = ImagePreprocessor(io.cameras, io.image_size, model.device)
+        self._images = ImagePreprocessor(io.cameras, io.image_size, model.device, io.image_resize)
         self._generator = torch.Generator(device=model.device)
         self._warm: dict[int, tuple] = {}  # batch size -> (steps, parameter versions) it was warmed up for
         self._generator.manual_seed(self._seed)
@@ -112,11 +114,14 @@ class FlowMatchingPolicy(Policy):
             norm_stats = NormStats.load(stats_path)
             norm_stats.check_dims(config.io.state_dim if config.io.uses_state else 0, config.io.action_dim, str(stats_path))
         files = weight_files(directory)
-        state, origin = read_state_dict(files, "cpu")
-        model = build_model(config, tokenizer.pad_id, dev, dt)
-        load_into(model, state, origin, files[0] if len(files) == 1 else directory)
+        state, origin = read_state_dict(files, dev if dev.type == "cuda" else "cpu")
+        model = build_model(config, tokenizer.pad_id, dev, dt, meta=True)
+        load_into(model, state, origin, files[0] if len(files) == 1 else directory, assign=True, dtype=dt, device=dev,
+                  keep_float32=config.precision.float32_modules)
         del state
-        return cls(model, config, tokenizer, norm_stats, checkpoint_id=checkpoint_id(directory, files))
+        model.requires_grad_(False)
+        stored = None if config.weights is None else (config.weights.sha256, config.weights.bytes)
+        return cls(model, config, tokenizer, norm_stats, checkpoint_id=checkpoint_id(directory, files, stored))
 
     @classmethod
     def describe(cls, checkpoint: str | os.PathLike | None) -> PolicyMetadata:
@@ -135,10 +140,14 @@ class FlowMatchingPolicy(Policy):
         for stale in ("pytorch_model.bin", "model.safetensors.index.json"):
             if (out / stale).exists():
                 raise CheckpointError(f"{out / stale}: refusing to save next to other weights; use an empty directory")
-        self.config.to_json(out / CONFIG_FILE)
         self.tokenizer.save(out / self.config.tokenizer.file)
         self.norm_stats.save(out / NORM_STATS_FILE)
         save_weights(self.model, out / WEIGHTS_FILE)
+        config = self.config
+        if config.format_version >= 2:  # store the weights hash once (v1 files stay exactly as they were)
+            weights = WeightsConfig(sha256_files([out / WEIGHTS_FILE]), (out / WEIGHTS_FILE).stat().st_size)
+            config = dataclasses.replace(config, weights=weights)
+        config.to_json(out / CONFIG_FILE)
         return out
 
     @property
@@ -241,11 +250,11 @@ class FlowMatchingPolicy(Policy):
         ids, mask = self.tokenizer.encode([""] * b)
         c = len(io.cameras)
         obs = ObservationTensors(
-            images=torch.zeros((b, c, 3, io.image_size, io.image_size), dtype=torch.uint8, device=dev),
+            images=torch.zeros((b, c, 3, io.image_size, io.image_size), dtype=self._images.dtype, device=dev),
             image_mask=torch.ones((b, c), dtype=torch.bool, device=dev),
             tokens=torch.from_numpy(ids).to(dev),
             token_mask=torch.from_numpy(mask).to(dev),
-            state=torch.zeros((b, io.max_state_dim), dtype=torch.float32, device=dev) if io.uses_state else None,
+            state=torch.zeros((b, io.max_state_dim), dtype=torch.float32, device=dev) if self.config.uses_state_token else None,
         )
         noise = torch.zeros((b, io.horizon, io.max_action_dim), device=dev)
         for _ in range(2):  # TorchScript profiles a graph's first run and optimises it on the next
@@ -280,7 +289,6 @@ class FlowMatchingPolicy(Policy):
     def observation_tensors(self, observations: Sequence[Observation]) -> ObservationTensors:
         """Validate and convert observations into one model batch on the device."""
         io = self.config.io
-        dev = self.model.device
         images, masks, states, texts = [], [], [], []
         for ob in observations:
             img, present = self._images(ob.images)
@@ -293,17 +301,52 @@ class FlowMatchingPolicy(Policy):
             masks.append(present)
             s = extract_state(ob, io)
             if s is not None:
-                states.append(self._pad(self.norm_stats.state.normalize(s, io.normalization), io.max_state_dim))
+                states.append(s)
             if not isinstance(ob.instruction, str):
                 raise ValueError(f"observation.instruction: expected a string, got {type(ob.instruction).__name__}")
             texts.append(ob.instruction)
-        ids, tmask = self.tokenizer.encode(texts)
-        state = None
+        return self._assemble(torch.stack(images), torch.stack(masks), np.stack(states) if states else None, texts)
+
+    def batch_tensors(self, images: Mapping[str, torch.Tensor], state: np.ndarray | None,
+                      instructions: Sequence[str]) -> ObservationTensors:
+        """A dataset-style batch -> model inputs: float [B, 3, H, W] images in [0, 1] per camera name
+        (absent cameras masked out), the raw state [B, state_dim] (None without state) and B texts.
+
+        This is how LeRobot feeds its policies; the parity tests use it with the reference's inputs."""
+        io = self.config.io
+        b = len(instructions)
+        img, present = self._images.batch(images, b)
+        if not bool(present.any(dim=1).all()):
+            raise ValueError(f"images: none of this policy's cameras {list(io.cameras)} is present (got {sorted(images)})")
         if io.uses_state:
-            state = torch.from_numpy(np.stack(states)).to(device=dev, dtype=torch.float32)
+            if state is None:
+                raise ValueError(f"state: this policy needs a [{b}, {io.state_dim}] state")
+            state = np.asarray(state, dtype=np.float64)
+            if state.shape != (b, io.state_dim):
+                raise ValueError(f"state: expected shape ({b}, {io.state_dim}), got {state.shape}")
+        return self._assemble(img, present, state if io.uses_state else None, list(instructions))
+
+    def prompts(self, texts: Sequence[str], normalized_states: np.ndarray | None) -> list[str]:
+        """The exact strings the tokenizer sees (config io.prompt)."""
+        io = self.config.io
+        return [build_prompt(io.prompt, t, None if normalized_states is None else normalized_states[i], io.state_bins)
+                for i, t in enumerate(texts)]
+
+    def _assemble(self, images: torch.Tensor, masks: torch.Tensor, raw_states: np.ndarray | None,
+                  texts: Sequence[str]) -> ObservationTensors:
+        """Images/masks [B, C, ...], raw states [B, state_dim] | None, texts -> the model batch on the device."""
+        io = self.config.io
+        dev = self.model.device
+        norm = None
+        if io.uses_state and raw_states is not None:
+            norm = self.norm_stats.state.normalize(raw_states, io.normalization, io.norm_convention)
+        ids, tmask = self.tokenizer.encode(self.prompts(texts, norm))
+        state = None
+        if self.config.uses_state_token:
+            state = torch.from_numpy(self._pad(norm, io.max_state_dim)).to(device=dev, dtype=torch.float32)
         return ObservationTensors(
-            images=torch.stack(images),
-            image_mask=torch.stack(masks),
+            images=images.to(dev),
+            image_mask=masks.to(dev),
             tokens=torch.from_numpy(ids).to(dev),
             token_mask=torch.from_numpy(tmask).to(dev),
             state=state,
@@ -335,11 +378,17 @@ class FlowMatchingPolicy(Policy):
             if observation.ee_pose is None:
                 raise ValueError("observation.ee_pose: needed to express actions as deltas, but it is missing")
             a = absolute_to_delta(a, observation.ee_pose)
-        return self.norm_stats.actions.normalize(a, io.normalization)
+        return self.norm_stats.actions.normalize(a, io.normalization, io.norm_convention)
+
+    def unnormalize_actions(self, model_actions: np.ndarray) -> np.ndarray:
+        """Normalised [..., action_dim] model actions -> the checkpoint's action units (float64, not clipped)."""
+        io = self.config.io
+        return np.asarray(self.norm_stats.actions.unnormalize(model_actions, io.normalization, io.norm_convention),
+                          dtype=np.float64)
 
     def _to_robot(self, model_actions: np.ndarray) -> np.ndarray:
         """Normalised [H, 7] -> robot units in the checkpoint's mode; gripper clipped to [0, 1]."""
-        a = self.norm_stats.actions.unnormalize(model_actions, self.config.io.normalization)
+        a = self.unnormalize_actions(model_actions)
         a[:, 6] = np.clip(a[:, 6], 0.0, 1.0)
         return a
 
@@ -443,12 +492,21 @@ def _metadata_from_config(config: FlowMatchingConfig, checkpoint_id: str, device
 
 
 def build_model(config: FlowMatchingConfig, pad_token_id: int | None, device: torch.device | str = "cpu",
-                dtype: torch.dtype | str = torch.float32) -> FlowMatchingVLA:
-    """A randomly initialised model on `device` in `dtype` (parameters only; RoPE buffers stay float32)."""
+                dtype: torch.dtype | str = torch.float32, *, meta: bool = False) -> FlowMatchingVLA:
+    """A randomly initialised model on `device` in `dtype` (parameters only; RoPE buffers stay float32).
+
+    meta: parameters on the meta device instead (no memory, no init), buffers on the CPU; load
+    it with ``load_into(..., assign=True, device=...)`` (what `FlowMatchingPolicy.load` does)."""
+    if meta:
+        with parameters_on_meta():
+            model = FlowMatchingVLA(config, pad_token_id)
+        model.requires_grad_(False)
+        return model.eval()
     dev, dt = resolve_device(device), resolve_dtype(dtype)
     with dev:
         model = FlowMatchingVLA(config, pad_token_id)
-    for p in model.parameters():
-        p.data = p.data.to(dt)
+    keep = config.precision.float32_modules
+    for name, p in model.named_parameters():
+        p.data = p.data.to(torch.float32 if any(part in name for part in keep) else dt)
     model.requires_grad_(False)
     return model.eval()

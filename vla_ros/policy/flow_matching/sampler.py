@@ -271,7 +271,7 @@ def sample_actions(model: FlowMatchingVLA, obs: ObservationTensors, noise: torch
     traced = traced and use_cache and guidance is None and not cuda_graph
     # inference_mode is cheaper per op; the guidance VJP, graph capture and tracing need ordinary tensors.
     with torch.inference_mode() if (guidance is None and not cuda_graph and not traced) else torch.no_grad():
-        if traced and (obs.state is not None or not model.config.io.uses_state):  # else: eager names the problem
+        if traced and (obs.state is not None or not model.config.uses_state_token):  # else: eager names the problem
             tr = _traced_sampler(model, obs, x)
             if tr is not None:
                 return tr(obs, x, num_steps)

@@ -41,5 +41,5 @@ class SiglipImageEncoder(nn.Module):
 
     def forward(self, pixels: torch.Tensor, lang: torch.Tensor | None = None) -> torch.Tensor:
         """`lang` (mean instruction embedding) is unused here; the signature matches the dual encoder."""
-        feats = self.tower(pixel_values=pixels).last_hidden_state
+        feats = self.tower(pixel_values=pixels.to(self.projector.weight.dtype)).last_hidden_state
         return self.projector(feats)
