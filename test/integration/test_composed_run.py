@@ -1,9 +1,18 @@
-"""`vla-ros run`'s composed graph: synthetic sensors (another process) -> policy -> executor -> commands.
+"""`vla-ros run`: synthetic sensors (another process) -> policy -> executor -> commands.
 
 Real rclpy nodes over DDS, the real launch plan, a tiny flow-matching checkpoint loaded through the
-registry. Also the runtime policy swap: `~/load_policy` between two checkpoints changes the
-policy id of the chunks while the executor keeps streaming (its watchdog never trips).
+registry. The composed graph (`--composed`, both nodes in one process) runs in the test process;
+also the runtime policy swap: `~/load_policy` between two checkpoints changes the policy id of the
+chunks while the executor keeps streaming (its watchdog never trips). The default `vla-ros run`
+runs as a real command: its executor node lives in a child process, Ctrl-C stops both, and a dead
+executor process makes the runner say so and exit non-zero.
 """
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from geometry_msgs.msg import PoseStamped
@@ -116,4 +125,109 @@ def test_runtime_swap_changes_policy_without_tripping_the_watchdog(rclpy_context
         ex.shutdown()
         probe.destroy_node()
         graph.stop()
+        stop_process(sensors)
+
+
+# ----------------------------------------------------------------------------- default: two processes
+RUN = (sys.executable, "-c", "import sys; from vla_ros.cli import main; sys.exit(main())", "run")
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """{child pid: command line} of the live processes whose parent is `pid` (from /proc)."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            state = stat.rsplit(")", 1)[1].split()[0]
+            if ppid == pid and state != "Z":
+                out[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class RunProcess:
+    """`vla-ros run ...` as a real command (output in a file: a full pipe would block it)."""
+
+    def __init__(self, tmp_path, *args: str):
+        self.log = tmp_path / "run.log"
+        self._f = open(self.log, "w")
+        self.proc = subprocess.Popen([*RUN, *args], stdout=self._f, stderr=subprocess.STDOUT, text=True)
+
+    def output(self) -> str:
+        self._f.flush()
+        return self.log.read_text()
+
+    def executor_child(self) -> int | None:
+        kids = [pid for pid, cmd in children_of(self.proc.pid).items() if "--executor-child" in cmd]
+        return kids[0] if kids else None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._f.close()
+
+
+def _probe(context, name):
+    probe = Node(name, context=context)
+    ex = SingleThreadedExecutor(context=context)
+    ex.add_node(probe)
+    commands = []
+    probe.create_subscription(PoseStamped, "target_pose", commands.append, QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE))
+    return probe, ex, commands
+
+
+@pytest.mark.timeout(120)
+def test_default_run_has_the_executor_in_its_own_process_and_ctrl_c_stops_both(rclpy_context, tmp_path):
+    sensors = start_process(*SENSORS)
+    run = RunProcess(tmp_path, "--policy", "hold", "--dry-run", "false")
+    probe, ex, commands = _probe(rclpy_context, "run_default_probe")
+    try:
+        ok = spin_until(ex, lambda: len(commands) >= 30 or run.proc.poll() is not None, timeout=60)
+        assert ok and run.proc.poll() is None, run.output()
+        child = run.executor_child()
+        assert child is not None and child != run.proc.pid, f"no executor child of {run.proc.pid}: {children_of(run.proc.pid)}"
+        assert f"executor in process {child}" in run.output()
+        names = [n for n, _ in probe.get_node_names_and_namespaces()]
+        assert "vla_executor" in names and "vla_policy" in names
+        assert all(c.header.frame_id == "base_link" for c in commands)
+
+        run.proc.send_signal(signal.SIGINT)  # Ctrl-C
+        assert run.proc.wait(timeout=30) == 0, run.output()
+        assert not pid_alive(child), "the executor process outlived the runner"
+    finally:
+        ex.shutdown()
+        probe.destroy_node()
+        run.close()
+        stop_process(sensors)
+
+
+@pytest.mark.timeout(120)
+def test_default_run_exits_nonzero_and_says_so_when_the_executor_process_dies(rclpy_context, tmp_path):
+    sensors = start_process(*SENSORS)
+    run = RunProcess(tmp_path, "--policy", "hold", "--dry-run", "false")
+    probe, ex, commands = _probe(rclpy_context, "run_death_probe")
+    try:
+        ok = spin_until(ex, lambda: len(commands) >= 10 or run.proc.poll() is not None, timeout=60)
+        assert ok and run.proc.poll() is None, run.output()
+        child = run.executor_child()
+        assert child is not None, run.output()
+        os.kill(child, signal.SIGKILL)
+        assert run.proc.wait(timeout=30) == 1, run.output()
+        assert f"executor process (pid {child}) exited with code -9" in run.output()
+    finally:
+        ex.shutdown()
+        probe.destroy_node()
+        run.close()
         stop_process(sensors)

@@ -1,33 +1,53 @@
-"""The vla_ros node graph in ONE process (manual composition), for `vla-ros run`.
+"""The vla_ros node graph for `vla-ros run`: two processes (default) or one (`--composed`).
 
-It starts the node plan of `vla_ros.ros.launch_plan` - the same plan `vla.launch.py` starts as
-separate processes - where `ros2 launch` is not installed, or where one process is wanted (chunks
-never leave the process; one thing to start and stop). Each node spins in its own thread on its
-own single-threaded executor, so the control loop never waits behind policy callbacks and can run
-at a realtime priority (``executor.realtime_priority``); the policy node's inference runs on its
-own worker thread as always.
+Both start the node plan of `vla_ros.ros.launch_plan` - the same plan `vla.launch.py` starts.
+
+- `start_split` (the default of `vla-ros run`): the policy node runs in this process and the
+  executor node in its own, fresh interpreter (``python -m vla_ros.ros.composed --executor-child``,
+  never a fork: torch threads may be live here), with the plan's executor parameters in a ROS
+  parameter file, exactly as the launch file starts it. Why: in one process the control loop
+  shares the GIL with image decoding and inference; at 2 cameras x 640x480 x 30 Hz on 2 cores
+  11.6 % of the 100 Hz ticks went missing (gaps up to 794 ms) against a worst gap of 80 ms in two
+  processes (issue 11, bench/soak_bench.py). The child gets SIGINT when this process dies
+  (PR_SET_PDEATHSIG on Linux), so it never outlives the runner.
+- `start_graph` (`vla-ros run --composed`): both nodes in ONE process (manual composition), each
+  spinning in its own thread on its own executor; chunks never leave the process and there is one
+  thing to start and stop, but the control loop competes with the policy for the GIL.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
+import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
 
 import rclpy
+import yaml
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from vla_ros.ros.executor_node import ExecutorNode, set_realtime_priority
-from vla_ros.ros.launch_plan import LaunchPlan
-from vla_ros.ros.policy_node import PolicyNode
+from vla_ros.ros.launch_plan import LaunchPlan, NodeSpec
+
+if TYPE_CHECKING:  # imported where used: the executor child process never loads the policy side
+    from vla_ros.ros.policy_node import PolicyNode
 
 
 # The control loop shares one interpreter with policy inference here: a thread that wants the GIL
 # waits up to the switch interval for a busy thread to yield it (CPython default 5 ms, half a
 # control period at 100 Hz). 0.5 ms bounds that wait (measured in bench/executor_bench.py).
 GIL_SWITCH_INTERVAL = 0.0005
+# How long the executor process gets to leave after SIGINT before it is killed (its DDS teardown
+# can hang, issue 11); the whole runner must stop within a bound so a supervisor's respawn works.
+CHILD_STOP_TIMEOUT = 5.0
+CHILD_FLAG = "--executor-child"
 
 
 def _overrides(params: dict) -> list[Parameter]:
@@ -35,9 +55,37 @@ def _overrides(params: dict) -> list[Parameter]:
     return [Parameter("use_sim_time", value=bool(params.get("use_sim_time", False)))]
 
 
+def _spin_in_thread(ex, node, realtime: int) -> threading.Thread:
+    def spin() -> None:
+        if realtime > 0:
+            err = set_realtime_priority(realtime)
+            if err:
+                node.get_logger().warning(f"executor.realtime_priority={realtime} not applied: {err}")
+        try:
+            ex.spin()
+        except ExternalShutdownException:
+            pass
+
+    t = threading.Thread(target=spin, name=f"spin-{node.get_name()}", daemon=True)
+    t.start()
+    return t
+
+
+def _start_policy_node(plan: LaunchPlan, context: Context) -> PolicyNode:
+    from vla_ros.ros.policy_node import PolicyNode
+
+    pol_spec = plan.nodes[0]
+    node = PolicyNode(plan.config, node_name=pol_spec.name, namespace=pol_spec.namespace,
+                      context=context, parameter_overrides=_overrides(pol_spec.parameters))
+    # Configure + activate before anything spins: no callback runs during the transitions.
+    if not node.start():
+        node.get_logger().error("policy node did not become active; see the error above")
+    return node
+
+
 @dataclass
 class ComposedGraph:
-    """The running nodes of a plan; `stop()` (or leaving the `with` block) shuts them down."""
+    """The running nodes of a plan in one process; `stop()` (or leaving the `with` block) shuts them down."""
 
     plan: LaunchPlan
     context: Context
@@ -53,11 +101,12 @@ class ComposedGraph:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def wait(self) -> None:
-        """Block until the context shuts down (Ctrl-C in `vla-ros run`)."""
+    def wait(self) -> int:
+        """Block until the context shuts down (Ctrl-C in `vla-ros run`); 0."""
         for t in self._threads:
             while t.is_alive():
                 t.join(timeout=0.5)
+        return 0
 
     def stop(self) -> None:
         for ex in self._executors:
@@ -77,32 +126,170 @@ def start_graph(plan: LaunchPlan, context: Context | None = None, args: list[str
     if context is None:
         context = Context()
         rclpy.init(args=args, context=context)
-    pol_spec, ex_spec = plan.nodes
-    policy_node = PolicyNode(plan.config, node_name=pol_spec.name, namespace=pol_spec.namespace,
-                             context=context, parameter_overrides=_overrides(pol_spec.parameters))
+    ex_spec = plan.nodes[1]
+    policy_node = _start_policy_node(plan, context)
     executor_node = ExecutorNode(plan.config, node_name=ex_spec.name, namespace=ex_spec.namespace,
                                  context=context, parameter_overrides=_overrides(ex_spec.parameters))
     graph = ComposedGraph(plan, context, policy_node, executor_node, _owns_context=owns)
-    # Configure + activate before anything spins: no callback runs during the transitions.
-    if not policy_node.start():
-        policy_node.get_logger().error("policy node did not become active; see the error above")
     # The policy node gets two threads: its ~/load_policy callback group runs beside the rest.
     for node, realtime, threads in ((executor_node, plan.config.executor.realtime_priority, 1), (policy_node, 0, 2)):
         ex = SingleThreadedExecutor(context=context) if threads == 1 else MultiThreadedExecutor(threads, context=context)
         ex.add_node(node)
         graph._executors.append(ex)
-
-        def spin(ex=ex, node=node, realtime=realtime) -> None:  # noqa: B023 - bound by the defaults
-            if realtime > 0:
-                err = set_realtime_priority(realtime)
-                if err:
-                    node.get_logger().warning(f"executor.realtime_priority={realtime} not applied: {err}")
-            try:
-                ex.spin()
-            except ExternalShutdownException:
-                pass
-
-        t = threading.Thread(target=spin, name=f"spin-{node.get_name()}", daemon=True)
-        graph._threads.append(t)
-        t.start()
+        graph._threads.append(_spin_in_thread(ex, node, realtime))
     return graph
+
+
+# ---------------------------------------------------------------------------- two processes
+def executor_command(spec: NodeSpec, params_file: str) -> list[str]:
+    """The executor process's command line: what launch_ros runs for `spec`, through our child entry."""
+    cmd = [sys.executable, "-m", "vla_ros.ros.composed", CHILD_FLAG, str(os.getpid()),
+           "--ros-args", "--params-file", params_file, "-r", f"__node:={spec.name}"]
+    if spec.namespace:
+        cmd += ["-r", f"__ns:=/{spec.namespace.strip('/')}"]
+    cmd += list(spec.ros_arguments)
+    for old, new in spec.remappings:
+        cmd += ["-r", f"{old}:={new}"]
+    return cmd
+
+
+def write_params_file(spec: NodeSpec, directory: str) -> str:
+    """`spec.parameters` as a ROS 2 parameter file (``/**: ros__parameters: {dotted.key: value}``),
+    the file launch_ros writes for ``Node(parameters=[dict])``."""
+    path = os.path.join(directory, f"{spec.name}.params.yaml")
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump({"/**": {"ros__parameters": dict(spec.parameters)}}, f, sort_keys=True)
+    return path
+
+
+@dataclass
+class SplitGraph:
+    """The policy node in this process, the executor node in `executor_process`."""
+
+    plan: LaunchPlan
+    context: Context
+    policy_node: PolicyNode
+    executor_process: subprocess.Popen
+    _executor: object = None
+    _thread: threading.Thread | None = None
+    _tmpdir: tempfile.TemporaryDirectory | None = None
+    _owns_context: bool = False
+    _stopped: bool = False
+
+    def __enter__(self) -> "SplitGraph":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def executor_pid(self) -> int:
+        return self.executor_process.pid
+
+    def executor_alive(self) -> bool:
+        return self.executor_process.poll() is None
+
+    def wait(self) -> int:
+        """Block until Ctrl-C (KeyboardInterrupt propagates), the context shuts down (0) or the executor
+        process exits (1, after saying so on stderr: a runner without its executor must not look alive)."""
+        while True:
+            code = self.executor_process.poll()
+            if code is not None:
+                print(f"vla-ros run: the executor process (pid {self.executor_pid}) exited with code {code}; "
+                      "no commands reach the robot any more, stopping", file=sys.stderr, flush=True)
+                return 1
+            if self._thread is None or not self._thread.is_alive():
+                return 0
+            time.sleep(0.1)
+
+    def stop_executor(self, timeout: float = CHILD_STOP_TIMEOUT) -> int | None:
+        """SIGINT the executor process, kill it after `timeout` s; its exit code."""
+        proc = self.executor_process
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                print(f"vla-ros run: the executor process did not stop within {timeout:g} s of SIGINT; killing it",
+                      file=sys.stderr, flush=True)
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self.stop_executor()  # first: the robot side must not outlive the runner
+        if self._executor is not None:
+            self._executor.shutdown(timeout_sec=2.0)
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        self.policy_node.destroy_node()
+        if self._owns_context and self.context.ok():
+            rclpy.shutdown(context=self.context)
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+
+
+def start_split(plan: LaunchPlan, context: Context | None = None, args: list[str] | None = None) -> SplitGraph:
+    """Start the executor node of `plan` in its own process, then the policy node here (spinning in a thread).
+
+    The executor process is started first so its start-up overlaps the policy's loading; it holds
+    the measured end-effector pose until chunks come. If the policy node cannot be created, the
+    executor process is stopped before the error propagates.
+    """
+    owns = context is None
+    tmpdir = tempfile.TemporaryDirectory(prefix="vla_ros_run_")
+    ex_spec = plan.nodes[1]
+    # Its own session: a terminal's Ctrl-C reaches only this process, which then stops the executor
+    # with exactly one SIGINT (a second one would interrupt its shutdown half-way).
+    proc = subprocess.Popen(executor_command(ex_spec, write_params_file(ex_spec, tmpdir.name)), start_new_session=True)
+    try:
+        if context is None:
+            context = Context()
+            rclpy.init(args=args, context=context)
+        policy_node = _start_policy_node(plan, context)
+    except BaseException:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=CHILD_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        tmpdir.cleanup()
+        raise
+    graph = SplitGraph(plan, context, policy_node, proc, _tmpdir=tmpdir, _owns_context=owns)
+    ex = MultiThreadedExecutor(2, context=context)  # ~/load_policy runs beside the rest
+    ex.add_node(policy_node)
+    graph._executor = ex
+    graph._thread = _spin_in_thread(ex, policy_node, 0)
+    return graph
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: SIGINT this process when the runner dies (even by SIGKILL), so no executor is orphaned."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGINT), 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the runner's stop() still stops us
+        return
+    if os.getppid() != parent_pid:  # the runner died before prctl took effect
+        sys.exit(1)
+
+
+def _executor_child_main(argv: Sequence[str]) -> int:
+    """``python -m vla_ros.ros.composed --executor-child PARENT_PID --ros-args ...``: executor_node.main."""
+    from vla_ros.ros import executor_node
+
+    if len(argv) < 3 or argv[1] != CHILD_FLAG:
+        print(f"usage: python -m vla_ros.ros.composed {CHILD_FLAG} PARENT_PID --ros-args ...", file=sys.stderr)
+        return 2
+    _die_with_parent(int(argv[2]))
+    return executor_node.main(["executor_node", *argv[3:]])
+
+
+if __name__ == "__main__":
+    sys.exit(_executor_child_main(sys.argv))
