@@ -76,4 +76,8 @@ def run(args: argparse.Namespace) -> int:
             graph.stop()
         except KeyboardInterrupt:  # a second Ctrl-C: leave now
             code = 1
+    problem = getattr(graph.policy_node, "shutdown_problem", "")
+    if problem:  # e.g. an inference stuck in a driver was abandoned: exit non-zero so a supervisor restarts
+        print(f"vla-ros run: unclean shutdown: {problem}", file=sys.stderr, flush=True)
+        os._exit(1)
     return code
