@@ -45,7 +45,7 @@ os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")
 
 import numpy as np  # noqa: E402
 
-from vla_ros.ros.composed import GIL_SWITCH_INTERVAL  # noqa: E402
+from vla_ros.ros.executor_node import GIL_SWITCH_INTERVAL  # noqa: E402
 
 DEFAULT_SWITCH_INTERVAL = sys.getswitchinterval()
 WARMUP_S = 0.5
@@ -315,7 +315,7 @@ def main() -> int:
                         policy.step()
 
                 thread = threading.Thread(target=loop, daemon=True)  # created before any FIFO switch: normal
-                sys.setswitchinterval(GIL_SWITCH_INTERVAL)  # as `vla-ros run` does (vla_ros.ros.composed)
+                sys.setswitchinterval(GIL_SWITCH_INTERVAL)  # as executor_node and `vla-ros run --composed` do
                 thread.start()
             try:
                 for sched in scheds:

@@ -33,17 +33,13 @@ from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
-from vla_ros.ros.executor_node import ExecutorNode, set_realtime_priority
+from vla_ros.ros.executor_node import GIL_SWITCH_INTERVAL, ExecutorNode, set_realtime_priority
 from vla_ros.ros.launch_plan import LaunchPlan, NodeSpec
 
 if TYPE_CHECKING:  # imported where used: the executor child process never loads the policy side
     from vla_ros.ros.policy_node import PolicyNode
 
 
-# The control loop shares one interpreter with policy inference here: a thread that wants the GIL
-# waits up to the switch interval for a busy thread to yield it (CPython default 5 ms, half a
-# control period at 100 Hz). 0.5 ms bounds that wait (measured in bench/executor_bench.py).
-GIL_SWITCH_INTERVAL = 0.0005
 # How long the executor process gets to leave after SIGINT before it is killed (its DDS teardown
 # can hang, issue 11); the whole runner must stop within a bound so a supervisor's respawn works.
 CHILD_STOP_TIMEOUT = 5.0

@@ -93,7 +93,11 @@ from vla_ros.ros import node_main
 from vla_ros.ros.launch_plan import EXECUTOR_NODE_KEYS, EXECUTOR_NODE_WRITABLE
 from vla_ros.ros.params import RuntimeParameters, declare_config, set_result
 
-GIL_SWITCH_INTERVAL = 0.0005  # [s] as vla_ros.ros.composed: the control thread waits at most this for the GIL
+# The control thread shares the interpreter with other threads (the off-loop worker; the policy in
+# `vla-ros run --composed`): a thread that wants the GIL waits up to the switch interval for a busy
+# one to yield it (CPython default 5 ms, half a 100 Hz period). 0.5 ms bounds that wait
+# (measured in bench/executor_bench.py).
+GIL_SWITCH_INTERVAL = 0.0005  # [s]
 DISCOVERY_GRACE_S = 2.0  # [s] wall time after start before a missing e-stop publisher is reported
 DROP_NOTE_S = 5.0  # [s] a dropped chunk stays mentioned in the status message this long
 STRING_SLACK = 4096  # [bytes] allowed for the ids and frame of a chunk in the serialized size check
