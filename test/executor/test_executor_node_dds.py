@@ -24,7 +24,7 @@ from std_msgs.msg import Bool, Float64
 from std_srvs.srv import Trigger
 
 from executor_testlib import make_chunk
-from ros_helpers import start_process, stop_process
+from ros_helpers import start_node_process, start_process, stop_process
 from vla_ros.msg import ActionChunk as ActionChunkMsg
 from vla_ros.msg import ExecutorStatus
 from vla_ros.ros.conversions import chunk_to_msg, header, pose_msg
@@ -42,11 +42,7 @@ COMMAND_TOPICS = {
 
 def start_executor(**params) -> subprocess.Popen:
     """`python -m vla_ros.ros.executor_node --ros-args -p k:=v ...` with this source tree first on the path."""
-    args = ["--ros-args"]
-    for key, value in params.items():
-        args += ["-p", f"{key}:={value}"]
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    return start_process("vla_ros.ros.executor_node", *args, env=env)
+    return start_node_process("vla_ros.ros.executor_node", params)
 
 
 class Harness:

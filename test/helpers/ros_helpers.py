@@ -39,6 +39,15 @@ def start_process(script: str, *args: str, env: dict | None = None) -> subproces
     )
 
 
+def start_node_process(module: str, params: dict) -> subprocess.Popen:
+    """`python -m <module> --ros-args -p k:=v ...` with this source tree first on the path."""
+    args = ["--ros-args"]
+    for key, value in params.items():
+        args += ["-p", f"{key}:={value}"]
+    env = {"PYTHONPATH": os.pathsep.join([str(HELPERS.parents[1]), os.environ.get("PYTHONPATH", "")])}
+    return start_process(module, *args, env=env)
+
+
 def stop_process(proc: subprocess.Popen, timeout: float = 5.0) -> str:
     """Terminate (SIGINT, then kill) and return everything it printed."""
     if proc.poll() is None:

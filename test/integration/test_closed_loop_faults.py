@@ -27,7 +27,6 @@ import math
 import os
 import subprocess
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,14 +38,13 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from std_msgs.msg import Bool
 
 from kinematic_arm import KinematicArm
-from ros_helpers import start_process, stop_process
+from ros_helpers import start_node_process, stop_process
 from vla_ros.core.types import ActionChunk
 from vla_ros.msg import ActionChunk as ActionChunkMsg
 from vla_ros.msg import ExecutorStatus, PolicyStatus
 from vla_ros.policy.hold import HoldPolicy
 from vla_ros.ros.conversions import header
 
-REPO = Path(__file__).resolve().parents[2]
 WS_MIN = np.array([0.2, -0.3, 0.1])
 WS_MAX = np.array([0.6, 0.3, 0.5])
 START = (0.45, 0.0, 0.3)
@@ -106,11 +104,7 @@ def start_executor(mode: str, **extra) -> subprocess.Popen:
         "safety.max_linear_speed": str(MAX_SPEED),
         **extra,
     }
-    args = ["--ros-args"]
-    for key, value in params.items():
-        args += ["-p", f"{key}:={value}"]
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    return start_process("vla_ros.ros.executor_node", *args, env=env)
+    return start_node_process("vla_ros.ros.executor_node", params)
 
 
 class Loop:
@@ -346,7 +340,8 @@ def test_hung_policy(loop_factory):
     loop.spin_for(RUN_S)
     check_arm_safe(loop)
     loop.spin_until(loop.at_rest, timeout=6.0, what="the arm to come to rest with the policy hung")
-    loop.spin_until(lambda: loop.policy_status and loop.policy_status[-1].message, timeout=10.0,
+    loop.spin_until(lambda: loop.policy_status and loop.policy_status[-1].state == PolicyStatus.STATE_ERROR
+                    and loop.policy_status[-1].message.startswith("inference running for"), timeout=10.0,
                     what="the policy status to say the inference is stuck")
 
 
