@@ -42,3 +42,30 @@ def test_chunk_must_cover_the_inference_period():
     problems = timing_problems(meta, PolicyConfig(rate_hz=2.0))
     assert "predicts 4 x 0.05 s = 0.2 s per chunk, shorter than the inference period 1 / policy.rate_hz = 0.5 s" in problems[0]
     assert timing_problems(meta, PolicyConfig(rate_hz=2.0, trigger="queue")) == []
+
+
+def test_delta_actions_need_an_ee_pose_and_mappings_need_a_policy_that_applies_them():
+    from vla_ros.core.config import ActionMapConfig, PolicyConfig
+
+    no_pose = RobotConfig(name="r", ee_pose_topic="")
+    delta = PolicyMetadata("p", state_source="none", state_dim=0, action_mode="delta")
+    assert compatibility_problems(delta, no_pose) == [
+        "policy 'p' predicts DELTA actions (offsets from the measured end-effector pose) but robot profile 'r' has no "
+        "robot.ee_pose_topic"]
+    mapped = PolicyConfig(action_map=ActionMapConfig(space="ee", mode="delta"))
+    assert "policy 'hold' does not take policy.action_map / policy.state_map" in \
+        compatibility_problems(PolicyMetadata("hold"), RobotConfig(), mapped)[0]
+    assert compatibility_problems(PolicyMetadata("hold"), RobotConfig(), PolicyConfig()) == []
+
+
+def test_report_names_what_was_compared_and_the_verdict():
+    from vla_ros.policy.compat import compatibility_report
+
+    meta = PolicyMetadata("p", checkpoint_id="c", cameras=("wrist", "primary"), image_size=(224, 224))
+    lines = compatibility_report(meta, RobotConfig(name="r"))
+    assert lines[0] == "compatibility check: policy 'p' (checkpoint c) on robot profile 'r'"
+    assert "cameras, in the policy's order: 1 wrist <- /camera/wrist/image_raw, 2 primary <- /camera/primary/image_raw" in lines[1]
+    assert lines[-1] == "  result: compatible"
+    lines = compatibility_report(meta, ONE_CAM)
+    assert "2 primary <- /cam" in lines[1] and "1 wrist <- MISSING" in lines[1]
+    assert lines[-2] == "  REFUSED, 1 problem(s):" and "missing: wrist" in lines[-1]

@@ -16,15 +16,17 @@ from typing import Any, Iterable
 import yaml
 
 from vla_ros.core import schema
-from vla_ros.core.schema import ConfigError, param, section
+from vla_ros.core.schema import ConfigError, FieldError, param, section
 
 __all__ = [
+    "ActionMapConfig",
     "ConfigError",
     "ExecutorConfig",
     "PolicyConfig",
     "ReplayConfig",
     "RobotConfig",
     "SafetyConfig",
+    "StateMapConfig",
     "SyncConfig",
     "VlaConfig",
     "config_from_dict",
@@ -71,6 +73,128 @@ class RobotConfig:
             raise ConfigError(f"robot.camera_names: names must be unique, got {self.camera_names}")
         if len(set(self.joint_names)) != len(self.joint_names):
             raise ConfigError(f"robot.joint_names: names must be unique, got {self.joint_names}")
+
+ACTION_SPACES = ("native", "ee", "joints")
+ROTATION_FORMS = ("axis_angle", "euler_xyz", "quat_xyzw", "quat_wxyz")
+STATE_PARTS = ("ee_position", "ee_rotvec", "ee_euler_xyz", "ee_quat_xyzw", "ee_quat_wxyz", "gripper", "gripper_fingers",
+               "joints")
+
+
+def _non_default_keys(obj: Any, skip: tuple[str, ...]) -> list[str]:
+    """The fields of a config dataclass that differ from their defaults (except `skip`)."""
+    fresh = type(obj)()
+    return [name for name in schema.leaf_types(type(obj)) if name not in skip and getattr(obj, name) != getattr(fresh, name)]
+
+
+@dataclass
+class ActionMapConfig:
+    """How a pretrained policy's raw action vector becomes a 7-DoF end-effector ActionChunk (docs/pretrained.md)."""
+
+    space: str = param(
+        "native", "native: the checkpoint's own 7-dim layout (x y z rotation-vector gripper in [0, 1], the checkpoint's "
+        "io.action_mode; the other keys unused); ee: end-effector actions mapped by the keys below; joints: a joint-space "
+        "policy (DROID, ALOHA), refused by name: vla_ros commands the end effector.", choices=ACTION_SPACES,
+    )
+    position_dims: list[int] = param([0, 1, 2], "ee: raw action dims of x, y, z.", length=3, min=0, unique=True)
+    rotation_dims: list[int] = param(
+        [3, 4, 5], "ee: raw action dims of the rotation (3 for axis_angle / euler_xyz, 4 for a quaternion).",
+        min=0, unique=True,
+    )
+    rotation: str = param(
+        "axis_angle", "ee: rotation representation: axis_angle (rotation vector, rad), euler_xyz (roll, pitch, yaw about "
+        "the fixed x, y, z axes, rad), quat_xyzw or quat_wxyz.", choices=ROTATION_FORMS,
+    )
+    gripper_dim: int = param(6, "ee: raw action dim of the gripper; -1 = none (the measured opening is kept).", min=-1)
+    gripper_closed: float = param(
+        0.0, "ee: raw gripper value meaning fully closed (LIBERO / robosuite: +1). With gripper_open it gives range and "
+        "sign; values in between map linearly to the opening 0..1, clipped.",
+    )
+    gripper_open: float = param(1.0, "ee: raw gripper value meaning fully open (LIBERO / robosuite: -1).")
+    mode: str = param(
+        "absolute", "ee: absolute (targets in robot.base_frame) or delta (offsets; the chunk is published as DELTA with the "
+        "observation's end-effector pose as reference_pose).", choices=("absolute", "delta"),
+    )
+    delta_reference: str = param(
+        "observation", "ee delta: what each action is an offset from: observation (the observation's end-effector pose) "
+        "or previous (the previous action's target, the first from the observation: per-step deltas, as robosuite's OSC "
+        "controller in LIBERO executes them).", choices=("observation", "previous"),
+    )
+    frame: str = param(
+        "base", "ee delta: frame of the offsets: base (robot.base_frame axes; rotations applied on the left, as robosuite's "
+        "OSC) or ee (the reference end-effector frame; rotations applied on the right).", choices=("base", "ee"),
+    )
+    position_scale: float = param(
+        1.0, "ee: metres per raw position unit (LIBERO / robosuite OSC_POSE: 0.05).", gt=0.0,
+    )
+    rotation_scale: float = param(
+        1.0, "ee: radians per raw axis_angle / euler unit (LIBERO / robosuite OSC_POSE: 0.5; must be 1 for quaternions).",
+        gt=0.0,
+    )
+    clip: float = param(
+        0.0, "ee: clip raw position and rotation values to [-clip, clip] before scaling, as the reference controller does "
+        "(robosuite: 1); 0 = no clipping.", min=0.0,
+    )
+
+    def check(self) -> None:
+        if self.space == "native":
+            changed = _non_default_keys(self, ("space",))
+            if changed:
+                raise FieldError(changed[0], "only used with policy.action_map.space 'ee'; set space: ee (or remove it)")
+            return
+        want = 4 if self.rotation.startswith("quat") else 3
+        if len(self.rotation_dims) != want:
+            raise FieldError("rotation_dims", f"rotation {self.rotation!r} takes {want} dims, got {len(self.rotation_dims)}")
+        if self.rotation.startswith("quat") and self.rotation_scale != 1.0:
+            raise FieldError("rotation_scale", f"a quaternion cannot be scaled; expected 1, got {self.rotation_scale}")
+        used = list(self.position_dims) + list(self.rotation_dims) + ([self.gripper_dim] if self.gripper_dim >= 0 else [])
+        repeated = sorted({d for d in used if used.count(d) > 1})
+        if repeated:
+            raise FieldError("rotation_dims", f"dims {repeated} are used twice (position_dims, rotation_dims, gripper_dim)")
+        if self.gripper_dim >= 0 and self.gripper_open == self.gripper_closed:
+            raise FieldError("gripper_open", f"must differ from gripper_closed (both {self.gripper_open})")
+        if self.mode == "absolute":
+            if self.delta_reference != "observation":
+                raise FieldError("delta_reference", "only used with mode 'delta'")
+            if self.frame != "base":
+                raise FieldError("frame", "absolute targets are in robot.base_frame; 'ee' needs mode 'delta'")
+
+    @property
+    def raw_dims(self) -> int:
+        """Smallest raw action length this mapping reads."""
+        return 1 + max([*self.position_dims, *self.rotation_dims, self.gripper_dim])
+
+
+@dataclass
+class StateMapConfig:
+    """How the robot's observation becomes a pretrained policy's state vector (docs/pretrained.md)."""
+
+    parts: list[str] = param(
+        [], "State vector, in order, from: ee_position (3), ee_rotvec (3, axis-angle), ee_euler_xyz (3), ee_quat_xyzw (4), "
+        "ee_quat_wxyz (4), gripper (1), gripper_fingers (2: +w, -w, as robosuite's Panda finger joints), joints (the "
+        "robot's joint positions, robot.joint_names order). [] = the checkpoint's own io.state_source.",
+        choices=STATE_PARTS, unique=True,
+    )
+    gripper_closed: float = param(0.0, "Value of a gripper part (each finger for gripper_fingers) when closed.")
+    gripper_open: float = param(1.0, "The same when fully open (LIBERO's Panda fingers: 0.04 m each).")
+    rotation_branch: str = param(
+        "principal", "ee_rotvec: principal (angle <= pi) or stats_mean (of the two rotation vectors of one rotation, "
+        "theta*n and (theta-2pi)*n, the one nearer the checkpoint's state mean: LIBERO's states, near pi, use "
+        "angles up to 2pi).", choices=("principal", "stats_mean"),
+    )
+
+    def check(self) -> None:
+        if not self.parts:
+            changed = _non_default_keys(self, ("parts",))
+            if changed:
+                raise FieldError(changed[0], "only used with policy.state_map.parts; list the parts (or remove it)")
+            return
+        rotations = [p for p in self.parts if p.startswith("ee_") and p != "ee_position"]
+        if len(rotations) > 1:
+            raise FieldError("parts", f"at most one rotation part, got {', '.join(rotations)}")
+        if "gripper" in self.parts and "gripper_fingers" in self.parts:
+            raise FieldError("parts", "at most one of gripper and gripper_fingers")
+        if self.gripper_open == self.gripper_closed and any(p.startswith("gripper") for p in self.parts):
+            raise FieldError("gripper_open", f"must differ from gripper_closed (both {self.gripper_open})")
 
 
 @dataclass
@@ -127,6 +251,10 @@ class PolicyConfig:
     max_instruction_length: int = param(
         2000, "Longest accepted instruction (characters); a longer one is refused by name.", min=1, max=1_000_000,
     )
+    action_map: ActionMapConfig = section(
+        ActionMapConfig, "Pretrained checkpoints: the policy's raw action vector -> 7-DoF end-effector chunk."
+    )
+    state_map: StateMapConfig = section(StateMapConfig, "Pretrained checkpoints: the observation -> the policy's state vector.")
 
 
 @dataclass

@@ -77,6 +77,13 @@ def load_configured_policy(pcfg: PolicyConfig) -> Policy:
     except Exception as exc:  # noqa: BLE001 - whatever a plugin raises, report it with our parameters
         raise RuntimeError(f"cannot load the policy ({where}): {type(exc).__name__}: {exc}") from exc
     policy.configure_sampling(num_steps=pcfg.num_steps, seed=pcfg.seed)
+    configure_adapters = getattr(policy, "configure_adapters", None)  # policy.action_map / state_map
+    if configure_adapters is not None:
+        try:
+            configure_adapters(pcfg.action_map, pcfg.state_map)
+        except Exception:
+            policy.close()
+            raise
     try:
         policy.warmup()
         policy.self_check()

@@ -869,7 +869,7 @@ def run_evaluation(bags: list[str | Path], cfg: VlaConfig, *, policy: Policy | N
     """Evaluate every bag (a bad bag is reported and skipped), then write metrics.json, plots, index.html."""
     import shutil
 
-    from vla_ros.policy.compat import check_compatible
+    from vla_ros.policy.compat import check_compatible, compatibility_report
     from vla_ros.replay import plots as P
     from vla_ros.replay import report as R
 
@@ -880,7 +880,9 @@ def run_evaluation(bags: list[str | Path], cfg: VlaConfig, *, policy: Policy | N
         policy = load_configured_policy(cfg.policy)
     try:
         meta = policy.metadata
-        check_compatible(meta, cfg.robot)
+        for line in compatibility_report(meta, cfg.robot, cfg.policy, timing=False):
+            log(line)
+        check_compatible(meta, cfg.robot, cfg.policy, timing=False)
         paths = [Path(b) for b in bags]
         names = _unique_names(paths)
         rows: list[dict[str, Any]] = []

@@ -72,7 +72,7 @@ from vla_ros.core.types import ActionChunk, ActionMode, ChunkGuidance, Observati
 from vla_ros.msg import ActionChunk as ActionChunkMsg
 from vla_ros.msg import ExecutorStatus, PolicyStatus
 from vla_ros.policy.base import Policy
-from vla_ros.policy.compat import check_compatible
+from vla_ros.policy.compat import check_compatible, compatibility_report
 from vla_ros.policy.registry import load_configured_policy
 from vla_ros.ros.conversions import chunk_to_msg, header, image_to_rgb, pose_msg
 from vla_ros.ros import node_main
@@ -205,6 +205,8 @@ class PolicyNode(LifecycleNode):
             self.publish_status()  # LOADING, before a load that may take a while
             policy = load_configured_policy(self.cfg.policy)
             try:
+                for line in compatibility_report(policy.metadata, self.cfg.robot, self.cfg.policy):
+                    self.get_logger().info(line)
                 check_compatible(policy.metadata, self.cfg.robot, self.cfg.policy)
                 spec = ObservationSpec.from_config(self.cfg.robot, policy.metadata)
             except BaseException:
@@ -395,6 +397,8 @@ class PolicyNode(LifecycleNode):
             t0 = time.monotonic()
             policy = load_configured_policy(cfg.policy)
             try:
+                for line in compatibility_report(policy.metadata, cfg.robot, cfg.policy):
+                    self.get_logger().info(line)
                 check_compatible(policy.metadata, cfg.robot, cfg.policy)
                 old = self.replace_policy(policy, timeout=cur.inference_timeout)
             except BaseException:

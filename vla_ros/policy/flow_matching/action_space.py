@@ -2,6 +2,8 @@
 
 - `extract_state`: the state vector a checkpoint was trained on, from an `Observation`, with a
   ValueError naming what is missing or mis-sized.
+- `policy_state`: the same through a declared state layout (``policy.state_map``,
+  `vla_ros.policy.adapters.StateAdapter`) when the policy profile gives one.
 (The DELTA convention itself lives in `vla_ros.core.action_modes`, shared with the executor.)
 """
 
@@ -10,7 +12,18 @@ from __future__ import annotations
 import numpy as np
 
 from vla_ros.core.types import Observation
+from vla_ros.policy.adapters import StateAdapter
 from vla_ros.policy.flow_matching.config import IOConfig
+
+
+def policy_state(obs: Observation, io: IOConfig, adapter: StateAdapter | None) -> np.ndarray | None:
+    """The raw state vector for the model: the adapter's layout if one is configured, else `extract_state`."""
+    if adapter is None or not io.uses_state:
+        return extract_state(obs, io)
+    state = adapter(obs)
+    if state.shape[0] != io.state_dim:  # the adapter was built for this state_dim; a guard, not a user error
+        raise ValueError(f"observation: the state map gives {state.shape[0]} values, the checkpoint takes {io.state_dim}")
+    return state
 
 
 def extract_state(obs: Observation, io: IOConfig) -> np.ndarray | None:

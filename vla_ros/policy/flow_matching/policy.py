@@ -14,6 +14,9 @@ Decisions worth knowing:
 - Returned grippers are clipped to [0, 1] (the ActionChunk contract).
 - Sampling noise comes from a generator seeded with `seed` (0 at load); `reset()` re-seeds it, so
   an episode replays identically. Pass `noise` for explicit control.
+- A pretrained checkpoint whose actions or state are not the native layout runs through the
+  adapters of ``policy.action_map`` / ``policy.state_map`` (`configure_adapters`,
+  `vla_ros.policy.adapters`); without them every path below is exactly the native one.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import numpy as np
 import torch
 
 from vla_ros.core.action_modes import absolute_to_delta
+from vla_ros.core.config import ActionMapConfig, StateMapConfig
 from vla_ros.core.types import ACTION_DIM, ActionChunk, ActionMode, ChunkGuidance, Observation
+from vla_ros.policy.adapters import ActionAdapter, StateAdapter, build_action_adapter, build_state_adapter, mapped_metadata
 from vla_ros.policy.base import Policy, PolicyMetadata
 from vla_ros.policy.checkpoint import (
     CheckpointError,
@@ -43,7 +48,7 @@ from vla_ros.policy.checkpoint import (
     weight_files,
     WEIGHTS_FILE,
 )
-from vla_ros.policy.flow_matching.action_space import extract_state
+from vla_ros.policy.flow_matching.action_space import policy_state
 from vla_ros.policy.flow_matching.config import CONFIG_FILE, FlowMatchingConfig, WeightsConfig
 from vla_ros.policy.flow_matching.model import FlowMatchingVLA, ObservationTensors
 from vla_ros.policy.flow_matching.sampler import GuidanceTensors, param_key, sample_actions
@@ -74,10 +79,12 @@ class FlowMatchingPolicy(Policy):
         self.config = config
         self.tokenizer = tokenizer
         io = config.io
+        self._norm_stats_source = "present"
         if norm_stats is None:
             if io.normalization != "none":
                 raise ValueError(f"{NORM_STATS_FILE}: required for normalization {io.normalization!r}")
             norm_stats = NormStats(_identity_stats(io.action_dim), _identity_stats(io.state_dim) if io.uses_state else None)
+            self._norm_stats_source = "identity (normalization none)"
         norm_stats.check_dims(io.state_dim if io.uses_state else 0, io.action_dim)
         self.norm_stats = norm_stats
         self._num_steps = config.sampling.num_steps
@@ -87,6 +94,11 @@ class FlowMatchingPolicy(Policy):
         self._generator = torch.Generator(device=model.device)
         self._warm: dict[int, tuple] = {}  # batch size -> (steps, parameter versions) it was warmed up for
         self._generator.manual_seed(self._seed)
+        self._action_map: ActionMapConfig | None = None
+        self._state_map: StateMapConfig | None = None
+        self._action_adapter: ActionAdapter | None = None
+        self._state_adapter: StateAdapter | None = None
+        self._adapters_applied = False
         self._meta = self._make_metadata()
 
     # -- loading / saving ------------------------------------------------------------------------
@@ -131,7 +143,12 @@ class FlowMatchingPolicy(Policy):
         """
         directory = checkpoint_dir(checkpoint)
         config = FlowMatchingConfig.from_json(directory / CONFIG_FILE)
-        return _metadata_from_config(config, f"{directory.resolve().name}", "cpu", "float32", config.sampling.num_steps)
+        meta = _metadata_from_config(config, f"{directory.resolve().name}", "cpu", "float32", config.sampling.num_steps)
+        if (directory / NORM_STATS_FILE).is_file():
+            meta.extra["norm_stats"] = "present"
+        else:
+            meta.extra["norm_stats"] = "identity (normalization none)" if config.io.normalization == "none" else "missing"
+        return meta
 
     def save(self, out_dir: str | os.PathLike) -> Path:
         """Write a complete checkpoint directory that `load` reads back (same chunks for the same noise)."""
@@ -159,7 +176,32 @@ class FlowMatchingPolicy(Policy):
         meta = _metadata_from_config(self.config, self._checkpoint_id, str(m.device),
                                      _DTYPE_NAMES.get(m.dtype, str(m.dtype)), self.num_steps)
         meta.extra["parameters"] = sum(p.numel() for p in m.parameters())
-        return meta
+        meta.extra["norm_stats"] = self._norm_stats_source
+        meta.extra["loaded"] = True
+        return mapped_metadata(meta, self._action_map, self._state_map, applied=self._adapters_applied)
+
+    def configure_adapters(self, action_map: ActionMapConfig | None = None, state_map: StateMapConfig | None = None) -> None:
+        """Apply ``policy.action_map`` / ``policy.state_map`` (None or the defaults: the native layout).
+
+        Refuses, with a ConfigError naming the key, a joint-space action space, dims the
+        checkpoint does not have, and a state layout that does not fill the checkpoint's state.
+        The metadata then describes the mapped policy (action mode, state source, the mapping).
+        """
+        io = self.config.io
+        action = build_action_adapter(action_map, io.action_dim)
+        mean = self.norm_stats.state.mean if self.norm_stats.state is not None else None
+        state = build_state_adapter(state_map, io.state_dim if io.uses_state else 0, mean)
+        self._action_map, self._state_map = action_map, state_map
+        self._action_adapter, self._state_adapter = action, state
+        self._adapters_applied = True
+        self._meta = self._make_metadata()
+
+    @property
+    def action_mode(self) -> ActionMode:
+        """The mode of the chunks this policy publishes (the action map's, else the checkpoint's)."""
+        if self._action_adapter is not None:
+            return self._action_adapter.mode
+        return ActionMode.parse(self.config.io.action_mode)
 
     @property
     def num_steps(self) -> int:
@@ -264,7 +306,7 @@ class FlowMatchingPolicy(Policy):
     def _check_ready(self, observations: Sequence[Observation]) -> None:
         if self.model is None:
             raise RuntimeError("flow_matching policy: closed")
-        if ActionMode.parse(self.config.io.action_mode) == ActionMode.DELTA:
+        if self.action_mode == ActionMode.DELTA:
             for ob in observations:
                 if ob.ee_pose is None:
                     raise ValueError("observation.ee_pose: this policy predicts DELTA actions relative to the end-effector pose, but it is missing")
@@ -272,11 +314,16 @@ class FlowMatchingPolicy(Policy):
     def _chunk(self, model_actions: np.ndarray, observation: Observation) -> ActionChunk:
         """One sampled [H, max_action_dim] model-space chunk -> the ActionChunk for `observation`."""
         io = self.config.io
-        mode = ActionMode.parse(io.action_mode)
+        mode = self.action_mode
+        if self._action_adapter is None:
+            actions = self._to_robot(model_actions[:, : io.action_dim])
+        else:
+            raw = self.unnormalize_actions(model_actions[:, : io.action_dim])
+            actions = self._action_adapter.to_chunk(raw, observation.ee_pose, observation.gripper)
         return ActionChunk(
             stamp=observation.stamp,
             dt=io.dt,
-            actions=self._to_robot(model_actions[:, : io.action_dim]),
+            actions=actions,
             mode=mode,
             frame_id=observation.ee_pose.frame_id if observation.ee_pose is not None else "",
             reference_pose=observation.ee_pose if mode == ActionMode.DELTA else None,
@@ -299,7 +346,7 @@ class FlowMatchingPolicy(Policy):
                 )
             images.append(img)
             masks.append(present)
-            s = extract_state(ob, io)
+            s = policy_state(ob, io, self._state_adapter)
             if s is not None:
                 states.append(s)
             if not isinstance(ob.instruction, str):
@@ -374,7 +421,10 @@ class FlowMatchingPolicy(Policy):
         """Absolute 7-vectors [..., H, 7] -> normalised model-space actions (delta if the checkpoint is)."""
         io = self.config.io
         a = np.asarray(actions_abs, dtype=np.float64)
-        if io.action_mode == "delta":
+        if self._action_adapter is not None:
+            a = np.stack([self._action_adapter.from_absolute(x, observation.ee_pose) for x in a.reshape(-1, *a.shape[-2:])]
+                         ).reshape(a.shape[:-1] + (io.action_dim,))
+        elif io.action_mode == "delta":
             if observation.ee_pose is None:
                 raise ValueError("observation.ee_pose: needed to express actions as deltas, but it is missing")
             a = absolute_to_delta(a, observation.ee_pose)
@@ -415,9 +465,11 @@ class FlowMatchingPolicy(Policy):
         """
         io = self.config.io
         acts = self._check_actions(observations, actions)
-        if io.action_mode == "delta":
+        if self._action_adapter is not None:
+            acts = np.stack([self._action_adapter.from_absolute(a, ob.ee_pose) for a, ob in zip(acts, observations)])
+        elif io.action_mode == "delta":
             acts = np.stack([absolute_to_delta(a, ob.ee_pose) for a, ob in zip(acts, observations)])
-        states = np.stack([extract_state(ob, io) for ob in observations]) if io.uses_state else None
+        states = np.stack([policy_state(ob, io, self._state_adapter) for ob in observations]) if io.uses_state else None
         return compute_norm_stats(states, acts)
 
     def set_norm_stats(self, stats: NormStats) -> None:
@@ -432,7 +484,7 @@ class FlowMatchingPolicy(Policy):
             raise ValueError(f"actions: expected shape ({len(observations)}, {io.horizon}, {ACTION_DIM}), got {a.shape}")
         if not np.all(np.isfinite(a)):
             raise ValueError("actions: contains NaN or inf")
-        if io.action_mode == "delta" and any(ob.ee_pose is None for ob in observations):
+        if self.action_mode == ActionMode.DELTA and any(ob.ee_pose is None for ob in observations):
             raise ValueError("observation.ee_pose: a DELTA checkpoint needs every observation's end-effector pose")
         return a
 
@@ -487,6 +539,12 @@ def _metadata_from_config(config: FlowMatchingConfig, checkpoint_id: str, device
             "num_steps": num_steps,
             "normalization": io.normalization,
             "max_text_tokens": io.max_text_tokens,
+            # what the compatibility check and the adapters read (vla_ros.policy.compat / adapters)
+            "action_dim": io.action_dim,
+            "native_action_mode": io.action_mode,
+            "image_resize": io.image_resize,
+            "source": f"{config.source.format} {config.source.policy_type}" if config.source is not None else "vla_ros",
+            "adapters_supported": True,
         },
     )
 

@@ -301,10 +301,9 @@ def read_lerobot(src: str | Path, tokenizer: str | Path | None = None, *, dt: fl
     state_dim = int(((feats.get(STATE_KEY) or {}).get("shape") or [0])[0])
     action_dim = int((((cfg.get("output_features") or {}).get(ACTION_KEY) or {}).get("shape") or [0])[0])
     if action_dim != 7:
-        raise CheckpointImportError(
-            f"{src / 'config.json'}: the action has {action_dim} dims; vla_ros runs 7-dim end-effector actions "
-            "(x y z rx ry rz gripper), and action adapters for other layouts are not built yet"
-        )
+        from vla_ros.policy.adapters import joint_space_message
+
+        raise CheckpointImportError(joint_space_message(action_dim, str(src / "config.json"), importing=True))
 
     # -- normalisation --
     mapping = cfg.get("normalization_mapping") or {}
