@@ -1,4 +1,4 @@
-"""`vla-ros import`: turn a local LeRobot pi0 / pi05 checkpoint into a native flow_matching one.
+"""`vla-ros import`: turn a local LeRobot or openpi pi0 / pi05 checkpoint into a native flow_matching one.
 
 Nothing is downloaded: SRC is a directory on disk. The result (config.json v2, model.safetensors,
 tokenizer.json, norm_stats.json) is what `--policy flow_matching --checkpoint OUT` loads, and it is
@@ -20,15 +20,17 @@ def _positive_float(text: str) -> float:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("import", help="import a LeRobot pi0 / pi05 checkpoint directory as a flow_matching checkpoint")
+    p = sub.add_parser("import", help="import a LeRobot or openpi pi0 / pi05 checkpoint directory as a flow_matching checkpoint")
     p.add_argument("src", metavar="SRC", help="the source checkpoint directory (local; nothing is downloaded)")
     p.add_argument("--out", required=True, metavar="DIR", help="native checkpoint directory to write (new or empty)")
     p.add_argument("--tokenizer", metavar="PATH",
                    help="the PaliGemma tokenizer (tokenizer.json, or a directory holding it) when SRC has none")
     p.add_argument("--format", choices=("auto", "lerobot", "openpi"), default="auto",
                    help="source layout (default: auto, from config.json / assets/)")
+    p.add_argument("--asset-id", metavar="ID",
+                   help="openpi: which assets/<ID>/norm_stats.json to use when the checkpoint has several")
     p.add_argument("--dt", type=_positive_float, default=0.1,
-                   help="seconds between actions, which LeRobot checkpoints do not store (default: 0.1)")
+                   help="seconds between actions, which LeRobot and openpi checkpoints do not store (default: 0.1)")
     p.add_argument("--no-verify", action="store_true", help="skip loading the written checkpoint back")
     p.set_defaults(func=run)
 
@@ -36,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from vla_ros.policy.imports import import_checkpoint
 
-    result = import_checkpoint(args.src, args.out, tokenizer=args.tokenizer, fmt=args.format, dt=args.dt)
+    result = import_checkpoint(args.src, args.out, tokenizer=args.tokenizer, fmt=args.format, dt=args.dt,
+                               asset_id=args.asset_id)
     for note in result.notes:
         print(f"note: {note}")
     print(f"imported {result.policy_type} ({result.parameters} parameters, source sha256 {result.source_sha256[:12]}) "

@@ -29,8 +29,8 @@ def resize_with_pad(image: torch.Tensor, size: int, pad_value: int = 0) -> torch
     _, h, w = image.shape
     if h == size and w == size:
         return image
-    scale = min(size / h, size / w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    ratio = max(w / size, h / size)  # openpi / tf.image.resize_with_pad: sizes truncated, not rounded
+    nh, nw = max(1, int(h / ratio)), max(1, int(w / ratio))
     x = image
     if (nh, nw) != (h, w):
         aa = nh < h or nw < w  # antialias when shrinking

@@ -37,13 +37,15 @@ def build_prompt(form: str, text: str, normalized_state: np.ndarray | None = Non
         return text
     if form == "pi0":
         return text if text.endswith("\n") else text + "\n"
+    if form == "openpi_pi0":  # openpi's PaligemmaTokenizer: cleaned text, then "\n" (its own piece)
+        return text.strip().replace("_", " ").replace("\n", " ") + "\n"
     if form == "pi05":
         if normalized_state is None:
             raise ValueError("prompt pi05: the normalised state is required")
         cleaned = text.strip().replace("_", " ").replace("\n", " ")
         binned = np.digitize(normalized_state, bins=np.linspace(-1, 1, bins + 1)[:-1]) - 1
         return f"Task: {cleaned}, State: {' '.join(map(str, binned))};\nAction: "
-    raise ValueError(f"prompt: expected plain, pi0 or pi05, got {form!r}")
+    raise ValueError(f"prompt: expected plain, pi0, pi05 or openpi_pi0, got {form!r}")
 
 
 class TextTokenizer:

@@ -44,7 +44,8 @@ STATE_SOURCES = ("ee_pose", "joints", "none")
 ACTION_MODES = ("absolute", "delta")
 NORMALIZATION_KINDS = ("mean_std", "quantile", "none")
 NORM_CONVENTIONS = ("openpi", "lerobot")
-PROMPT_FORMS = ("plain", "pi0", "pi05")
+PROMPT_FORMS = ("plain", "pi0", "pi05", "openpi_pi0")
+TIME_SCHEDULES = ("exact", "openpi")
 IMAGE_RESIZES = ("antialias", "bilinear")
 TIME_CONDITIONINGS = ("fused", "adarms")
 TIME_DTYPES = ("float32", "float64")
@@ -78,7 +79,8 @@ class IOConfig:
     prompt: str = param(
         "plain",
         "text the tokenizer sees: plain (the instruction), pi0 (instruction + a newline unless it ends with one), "
-        "pi05 ('Task: ..., State: <binned normalised state>;\\nAction: ')",
+        "pi05 ('Task: ..., State: <binned normalised state>;\\nAction: '), openpi_pi0 (openpi's pi0: the instruction "
+        "stripped, '_' and newlines made spaces, then a newline)",
         choices=PROMPT_FORMS,
     )
     state_token: bool = param(True, "the state enters the expert as one suffix token (pi0); false for pi05 (state in the prompt)")
@@ -212,6 +214,8 @@ class SamplingConfig:
     max_period: float = param(4.0, "time embedding: longest period", gt=0)
     time_dtype: str = param("float32", "dtype of the time embedding's angles and sin/cos (float64: as openpi/LeRobot)",
                             choices=TIME_DTYPES)
+    time_schedule: str = param("exact", "Euler times: exact (t = 1 - i/N) or openpi (t accumulated in float32 from 1 by "
+                               "dt = -1/N while t >= -dt/2, as openpi's sample_actions)", choices=TIME_SCHEDULES)
 
 
 @dataclass(frozen=True)
@@ -343,7 +347,8 @@ class FlowMatchingConfig:
 _V2_DEFAULTS = {
     "io.prompt": "plain", "io.state_token": True, "io.state_bins": 256, "io.image_resize": "antialias",
     "io.norm_convention": "openpi",
-    "expert.time_conditioning": "fused", "sampling.time_dtype": "float32", "precision.float32_modules": (),
+    "expert.time_conditioning": "fused", "sampling.time_dtype": "float32",
+    "sampling.time_schedule": "exact", "precision.float32_modules": (),
     "weights": None, "source": None,
 }
 

@@ -47,6 +47,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -191,6 +192,7 @@ class TracedSampler:
         self.params = list(model.parameters())
         self.param_key = param_key(self.params)
         self.has_state = obs.state is not None
+        self.schedule = model.config.sampling.time_schedule
         with warnings.catch_warnings():
             # shape-derived Python values (head counts, lengths, which cameras are present) are
             # constants of these traces by design: they are part of their key
@@ -212,10 +214,28 @@ class TracedSampler:
         prefix = self.prefix(obs.images, obs.image_mask, obs.tokens, obs.token_mask)
         state = self._state(obs, x)
         b = x.shape[0]
-        for i in range(num_steps):
-            t = torch.full((b,), 1.0 - i / num_steps, dtype=torch.float32, device=x.device)
+        for ti in euler_times(num_steps, self.schedule):
+            t = torch.full((b,), ti, dtype=torch.float32, device=x.device)
             x = x - self.step(*prefix, state, x, t) / num_steps
         return x
+
+
+def euler_times(num_steps: int, schedule: str = "exact") -> list[float]:
+    """The time of each Euler step (config sampling.time_schedule).
+
+    exact: t = 1 - i/N. openpi: t starts at 1 and adds dt = float32(-1/N) in float32 while
+    t >= -dt/2 (openpi's sample_actions), so the 3rd of 10 steps is at 0.79999995, not 0.8; with
+    time-embedding periods down to 4e-3 that difference moves the actions by ~5e-5.
+    """
+    if schedule == "exact":
+        return [1.0 - i / num_steps for i in range(num_steps)]
+    if schedule != "openpi":
+        raise ValueError(f"time_schedule: expected exact or openpi, got {schedule!r}")
+    dt, t, out = np.float32(-1.0 / num_steps), np.float32(1.0), []
+    while t >= -dt / np.float32(2):
+        out.append(float(t))
+        t = np.float32(t + dt)
+    return out
 
 
 def param_key(params: list[torch.Tensor]) -> tuple:
@@ -278,8 +298,7 @@ def sample_actions(model: FlowMatchingVLA, obs: ObservationTensors, noise: torch
         cache = model.prefix_cache(obs) if use_cache else None
         layout = model.suffix_layout(cache) if cache is not None else None
         graphed = _graphed_step(model, cache, layout, obs.state, x) if cuda_graph else None
-        for i in range(num_steps):
-            t = 1.0 - i / num_steps
+        for t in euler_times(num_steps, model.config.sampling.time_schedule):
             tt = torch.full((b,), t, dtype=torch.float32, device=x.device)
             if graphed is not None:
                 x = x - graphed(x, tt) / num_steps

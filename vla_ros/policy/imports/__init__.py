@@ -8,8 +8,9 @@ a `CheckpointImportError` naming the first offenders), and writes a native direc
 `FlowMatchingPolicy.load` reads as it is. The weights' sha256 is computed once here, streaming,
 and stored in config.json, so loading never re-hashes multi-GB files.
 
-Formats: ``lerobot`` (`lerobot.read_lerobot`: pi0, pi05). ``openpi`` is recognised but not
-imported yet. Only safetensors are read; a pickle-only directory is refused unopened.
+Formats: ``lerobot`` (`lerobot.read_lerobot`: pi0, pi05) and ``openpi`` (`openpi.read_openpi`: its
+PyTorch pi0 / pi05 directories, with ``assets/<asset_id>/norm_stats.json``). Only safetensors are
+read; a pickle-only directory is refused unopened.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def detect_format(src: Path) -> str:
             raise CheckpointImportError(f"{cfg}: not valid JSON ({exc})") from None
         if isinstance(data, dict) and "type" in data:
             return "lerobot"
+        from vla_ros.policy.imports.openpi import looks_like_openpi
+
+        if isinstance(data, dict) and looks_like_openpi(data):
+            return "openpi"  # its reader names a missing assets/ directory
     if (src / "assets").is_dir():
         return "openpi"
     if cfg.is_file():
@@ -84,8 +89,10 @@ def check_against_model(state: dict, origin: dict, expected: dict, where: Path) 
 
 
 def import_checkpoint(src: str | Path, out: str | Path, *, tokenizer: str | Path | None = None,
-                      fmt: str = "auto", dt: float = 0.1) -> ImportResult:
-    """Import `src` into the native checkpoint directory `out` (created; must be empty or absent)."""
+                      fmt: str = "auto", dt: float = 0.1, asset_id: str | None = None) -> ImportResult:
+    """Import `src` into the native checkpoint directory `out` (created; must be empty or absent).
+
+    asset_id: openpi only, which ``assets/<asset_id>/norm_stats.json`` to use when there are several."""
     import dataclasses
 
     from safetensors.torch import save_file
@@ -106,8 +113,13 @@ def import_checkpoint(src: str | Path, out: str | Path, *, tokenizer: str | Path
         raise CheckpointImportError(f"{out}: already exists and is not an empty directory; choose a new --out")
     kind = detect_format(src) if fmt == "auto" else fmt
     if kind == "openpi":
-        raise CheckpointImportError(f"{src}: openpi checkpoints are not importable yet; only LeRobot pi0 / pi05 are")
-    source = read_lerobot(src, tokenizer, dt=dt, flat_siglip=_installed_siglip_flat())
+        from vla_ros.policy.imports.openpi import read_openpi
+
+        source = read_openpi(src, tokenizer, dt=dt, flat_siglip=_installed_siglip_flat(), asset_id=asset_id)
+    else:
+        if asset_id is not None:
+            raise CheckpointImportError("--asset-id: only openpi checkpoints have asset ids (assets/<asset_id>/)")
+        source = read_lerobot(src, tokenizer, dt=dt, flat_siglip=_installed_siglip_flat())
     try:
         config = FlowMatchingConfig.from_dict(source.config)
     except ConfigError as exc:
