@@ -131,8 +131,10 @@ class PolicyHarness(Harness):
         from vla_ros.ros.sensor_sim import SensorSim
 
         super().__init__(context, proc)
+        # Cameras and joints only: the EE pose comes from `Harness` alone (two pose publishers on one
+        # topic would interleave into jumps, which the policy node rightly refuses as implausible).
         self.sim = SensorSim(context=context, cameras={"primary": "/camera/primary/image_raw",
-                                                       "wrist": "/camera/wrist/image_raw"})
+                                                       "wrist": "/camera/wrist/image_raw"}, ee_topic="")
         self.executor.add_node(self.sim)
         self.chunk_times: list[float] = []
         from test_executor_node_dds import RELIABLE

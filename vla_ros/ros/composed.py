@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Sequence
 import rclpy
 import yaml
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from vla_ros.ros.executor_node import GIL_SWITCH_INTERVAL, ExecutorNode, set_realtime_priority
@@ -127,9 +127,9 @@ def start_graph(plan: LaunchPlan, context: Context | None = None, args: list[str
     executor_node = ExecutorNode(plan.config, node_name=ex_spec.name, namespace=ex_spec.namespace,
                                  context=context, parameter_overrides=_overrides(ex_spec.parameters))
     graph = ComposedGraph(plan, context, policy_node, executor_node, _owns_context=owns)
-    # The policy node gets two threads: its ~/load_policy callback group runs beside the rest.
-    for node, realtime, threads in ((executor_node, plan.config.executor.realtime_priority, 1), (policy_node, 0, 2)):
-        ex = SingleThreadedExecutor(context=context) if threads == 1 else MultiThreadedExecutor(threads, context=context)
+    # Each node on its own single-threaded executor (the policy node's ~/load_policy has its own thread).
+    for node, realtime in ((executor_node, plan.config.executor.realtime_priority), (policy_node, 0)):
+        ex = SingleThreadedExecutor(context=context)
         ex.add_node(node)
         graph._executors.append(ex)
         graph._threads.append(_spin_in_thread(ex, node, realtime))
@@ -255,7 +255,7 @@ def start_split(plan: LaunchPlan, context: Context | None = None, args: list[str
         tmpdir.cleanup()
         raise
     graph = SplitGraph(plan, context, policy_node, proc, _tmpdir=tmpdir, _owns_context=owns)
-    ex = MultiThreadedExecutor(2, context=context)  # ~/load_policy runs beside the rest
+    ex = SingleThreadedExecutor(context=context)  # ~/load_policy runs beside it (policy_node.ServiceThread)
     ex.add_node(policy_node)
     graph._executor = ex
     graph._thread = _spin_in_thread(ex, policy_node, 0)
