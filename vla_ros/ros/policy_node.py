@@ -185,8 +185,8 @@ class PolicyNode(LifecycleNode):
         self._status_pub = self.create_publisher(PolicyStatus, self.cfg.policy.status_topic, reliable)
         self._status_timer = self.create_timer(1.0 / self.cfg.policy.status_rate_hz, self.publish_status)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        # Its own callback group: a swap loads the new policy while the old one keeps inferring
-        # (the node spins on a 2-thread executor); everything else stays mutually exclusive.
+        # Its own node and thread (ServiceThread): a swap loads the new policy while the old one keeps
+        # inferring and this node keeps spinning, single-threaded.
         self._swap_lock = threading.Lock()
         self._swap_service = ServiceThread(self, LoadPolicy, "load_policy", self._on_load_policy)
 
