@@ -366,15 +366,7 @@ def read_lerobot(src: str | Path, tokenizer: str | Path | None = None, *, dt: fl
             "image_resize": "bilinear",
             "norm_convention": "lerobot",
         },
-        "backbone": {
-            "family": "gemma", "vocab_size": vocab, "hidden_size": vlm["width"], "intermediate_size": vlm["mlp_dim"],
-            "num_hidden_layers": vlm["depth"], "num_attention_heads": vlm["num_heads"],
-            "num_key_value_heads": vlm["num_kv_heads"], "head_dim": vlm["head_dim"],
-            "rope_theta": 10000.0, "rms_norm_eps": 1e-6, "max_position_embeddings": 8192,
-        },
-        "expert": {"hidden_size": expert["width"], "intermediate_size": expert["mlp_dim"],
-                   "time_conditioning": "fused" if kind == "pi0" else "adarms"},
-        "vision": {"kind": "siglip", "siglip": {k: v for k, v in siglip.items() if k != "image_size"}},
+        **architecture_sections(kind, vocab, vlm, expert, siglip),
         "sampling": {"num_steps": int(cfg.get("num_inference_steps", 10)), "min_period": float(cfg.get("min_period", 4e-3)),
                      "max_period": float(cfg.get("max_period", 4.0)), "time_dtype": "float64"},
         "training": {"time_beta_alpha": float(cfg.get("time_sampling_beta_alpha", 1.5)),
@@ -388,3 +380,19 @@ def read_lerobot(src: str | Path, tokenizer: str | Path | None = None, *, dt: fl
     if abs(float(cfg.get("time_sampling_scale", 1 - offset)) - (1 - offset)) > 1e-9:
         notes.append("time_sampling_scale != 1 - offset: training times follow vla_ros's time_min rule")
     return SourceCheckpoint(config, state, origin, NormStats(actions=action_stats, state=state_stats), tok_file, source_sha, notes)
+
+
+def architecture_sections(kind: str, vocab: int, vlm: dict, expert: dict, siglip: dict) -> dict:
+    """The backbone / expert / vision sections of a native config for a pi0-family model (LeRobot and
+    openpi alike): Gemma widths from the tensor shapes, pi05's adaRMS expert, SigLIP as inferred."""
+    return {
+        "backbone": {
+            "family": "gemma", "vocab_size": vocab, "hidden_size": vlm["width"], "intermediate_size": vlm["mlp_dim"],
+            "num_hidden_layers": vlm["depth"], "num_attention_heads": vlm["num_heads"],
+            "num_key_value_heads": vlm["num_kv_heads"], "head_dim": vlm["head_dim"],
+            "rope_theta": 10000.0, "rms_norm_eps": 1e-6, "max_position_embeddings": 8192,
+        },
+        "expert": {"hidden_size": expert["width"], "intermediate_size": expert["mlp_dim"],
+                   "time_conditioning": "fused" if kind == "pi0" else "adarms"},
+        "vision": {"kind": "siglip", "siglip": {k: v for k, v in siglip.items() if k != "image_size"}},
+    }

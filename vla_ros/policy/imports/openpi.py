@@ -34,6 +34,7 @@ from vla_ros.policy.checkpoint import read_state_dict, sha256_files, weight_file
 from vla_ros.policy.imports import keymap
 from vla_ros.policy.imports.lerobot import (
     CheckpointImportError,
+    architecture_sections,
     SourceCheckpoint,
     _check_variant,
     _find_tokenizer,
@@ -267,15 +268,7 @@ def read_openpi(src: str | Path, tokenizer: str | Path | None = None, *, dt: flo
             "image_resize": "antialias",
             "norm_convention": "openpi",
         },
-        "backbone": {
-            "family": "gemma", "vocab_size": vocab, "hidden_size": vlm["width"], "intermediate_size": vlm["mlp_dim"],
-            "num_hidden_layers": vlm["depth"], "num_attention_heads": vlm["num_heads"],
-            "num_key_value_heads": vlm["num_kv_heads"], "head_dim": vlm["head_dim"],
-            "rope_theta": 10000.0, "rms_norm_eps": 1e-6, "max_position_embeddings": 8192,
-        },
-        "expert": {"hidden_size": expert["width"], "intermediate_size": expert["mlp_dim"],
-                   "time_conditioning": "fused" if kind == "pi0" else "adarms"},
-        "vision": {"kind": "siglip", "siglip": {k: v for k, v in siglip.items() if k != "image_size"}},
+        **architecture_sections(kind, vocab, vlm, expert, siglip),
         # openpi: sample_actions(num_steps=10), periods 4e-3 .. 4.0, angles in float64 on the CPU
         "sampling": {"num_steps": 10, "min_period": 4e-3, "max_period": 4.0, "time_dtype": "float64",
                      **_time_schedule(notes)},
