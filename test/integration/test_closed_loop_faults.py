@@ -352,8 +352,14 @@ def test_hung_policy(loop_factory):
 @pytest.mark.filterwarnings("ignore:Deprecated in favor of:DeprecationWarning")
 @pytest.mark.parametrize("estop, mode", [("latched", "pose"), ("best_effort", "twist")])
 def test_estop_is_seen(loop_factory, estop, mode):
-    """Finding 4: a latched e-stop published before start and a best-effort e-stop both hold the arm."""
-    loop = loop_factory(mode, estop=estop)
+    """Finding 4: a latched e-stop published before start and a best-effort e-stop both hold the arm.
+
+    With ``executor.estop_required`` (the configuration for a guaranteed stop from the first tick) no
+    chunk runs before the e-stop topic is heard; without it a chunk can run in the moment before DDS
+    discovery delivers the latched value. The e-stop must still be received (state ``estop``): a
+    subscription that never matched would leave the executor waiting, not e-stopped.
+    """
+    loop = loop_factory(mode, estop=estop, executor_params={"executor.estop_required": "true"})
     loop.spin_until(lambda: len(loop.status) >= 5 and loop.policy.calls >= 5, timeout=30.0,
                     what="executor status and 5 policy chunks")
     loop.spin_for(RUN_S)
