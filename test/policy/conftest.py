@@ -48,3 +48,13 @@ def policy_factory(ckpt_factory):
 @pytest.fixture(scope="session", params=["gemma", "llama"])
 def family(request):
     return request.param
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module (golden-fixture parity tests: tiny models, and the numbers do
+    not depend on how a matmul is split across threads)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -22,6 +22,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from golden import GoldenFixtures  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
 from vla_ros.cli import main as cli_main  # noqa: E402
@@ -40,25 +41,10 @@ PATHS = {"naive": dict(use_cache=False, traced=False), "cached": dict(traced=Fal
 TOL = 1e-5
 
 
-def _fixture(kind: str) -> Path:
-    return FIXTURES / f"lerobot_{kind}"
+GOLDEN = GoldenFixtures("lerobot")
 
 
-def _meta(kind: str) -> dict:
-    return json.loads((_fixture(kind) / "fixture.json").read_text())
-
-
-def _case(kind: str, case: str) -> tuple[dict, dict]:
-    c = _meta(kind)["cases"][case]
-    return c, load_file(str(_fixture(kind) / c["file"]))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +53,7 @@ def imported(tmp_path_factory):
     out = {}
     for kind in KINDS:
         dst = tmp_path_factory.mktemp(f"imported_{kind}") / "ckpt"
-        assert cli_main(["import", str(_fixture(kind) / "checkpoint"), "--out", str(dst)]) == 0
+        assert cli_main(["import", str(GOLDEN.dir(kind) / "checkpoint"), "--out", str(dst)]) == 0
         out[kind] = dst
     return out
 
@@ -78,7 +64,7 @@ def policies(imported):
 
 
 def _inputs(policy: FlowMatchingPolicy, kind: str, case: str):
-    c, d = _case(kind, case)
+    c, d = GOLDEN.case(kind, case)
     images = {k[len("raw.observation.images."):]: v for k, v in d.items() if k.startswith("raw.observation.images.")}
     return c, d, policy.batch_tensors(images, d["raw.observation.state"].numpy(), c["tasks"])
 
@@ -92,11 +78,11 @@ def test_import_writes_a_native_v2_checkpoint(imported, kind, monkeypatch):
     assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors", "norm_stats.json", "tokenizer.json"]
     cfg = FlowMatchingConfig.from_json(path / "config.json")
     assert cfg.format_version == 2 and cfg.source.policy_type == kind and cfg.source.format == "lerobot"
-    src_sha = _meta(kind)["checkpoint_files"]["model.safetensors"]["sha256"]
+    src_sha = GOLDEN.meta(kind)["checkpoint_files"]["model.safetensors"]["sha256"]
     assert cfg.source.weights_sha256 == src_sha
     assert cfg.weights.sha256 == sha256_files([path / "model.safetensors"])
     # sizes inferred from the shapes, SigLIP heads by the head_dim-72 rule
-    arch = _meta(kind)["architecture"]
+    arch = GOLDEN.meta(kind)["architecture"]
     assert (cfg.backbone.hidden_size, cfg.backbone.num_hidden_layers, cfg.backbone.intermediate_size) == (
         arch["vlm"]["width"], arch["vlm"]["depth"], arch["vlm"]["mlp_dim"])
     assert (cfg.backbone.num_attention_heads, cfg.backbone.num_key_value_heads, cfg.backbone.head_dim) == (8, 1, 16)
@@ -231,7 +217,7 @@ def test_observation_path_runs_the_same_numbers(policies, kind):
 
 
 def _copy_checkpoint(kind: str, dst: Path) -> Path:
-    return Path(shutil.copytree(_fixture(kind) / "checkpoint", dst))
+    return Path(shutil.copytree(GOLDEN.dir(kind) / "checkpoint", dst))
 
 
 def test_tied_lm_head_and_unprefixed_keys_give_the_same_actions(tmp_path, policies):

@@ -29,6 +29,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from golden import GoldenFixtures  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
 from vla_ros.cli import main as cli_main  # noqa: E402
@@ -48,25 +49,10 @@ LM_HEAD = "paligemma_with_expert.paligemma.lm_head.weight"
 EMBED = "paligemma_with_expert.paligemma.model.language_model.embed_tokens.weight"
 
 
-def _fixture(kind: str) -> Path:
-    return FIXTURES / f"openpi_{kind}"
+GOLDEN = GoldenFixtures("openpi")
 
 
-def _meta(kind: str) -> dict:
-    return json.loads((_fixture(kind) / "fixture.json").read_text())
-
-
-def _case(kind: str, case: str) -> tuple[dict, dict]:
-    c = _meta(kind)["cases"][case]
-    return c, load_file(str(_fixture(kind) / c["file"]))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +61,7 @@ def imported(tmp_path_factory):
     out = {}
     for kind in KINDS:
         dst = tmp_path_factory.mktemp(f"imported_openpi_{kind}") / "ckpt"
-        assert cli_main(["import", str(_fixture(kind) / "checkpoint"), "--out", str(dst), "--tokenizer", str(TOKENIZER)]) == 0
+        assert cli_main(["import", str(GOLDEN.dir(kind) / "checkpoint"), "--out", str(dst), "--tokenizer", str(TOKENIZER)]) == 0
         out[kind] = dst
     return out
 
@@ -86,7 +72,7 @@ def policies(imported):
 
 
 def _inputs(policy: FlowMatchingPolicy, kind: str, case: str):
-    c, d = _case(kind, case)
+    c, d = GOLDEN.case(kind, case)
     images = {k[len("raw.images."):]: v.permute(0, 3, 1, 2).to(torch.float32) / 255.0
               for k, v in d.items() if k.startswith("raw.images.")}
     return c, d, policy.batch_tensors(images, d["raw.state"].numpy(), c["tasks"])
@@ -114,7 +100,7 @@ def _openpi_euler(fn, noise: torch.Tensor, num_steps: int = 10) -> torch.Tensor:
 @pytest.mark.parametrize("kind", KINDS)
 def test_import_writes_a_native_v2_checkpoint(imported, kind):
     path = imported[kind]
-    meta = _meta(kind)
+    meta = GOLDEN.meta(kind)
     assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors", "norm_stats.json", "tokenizer.json"]
     cfg = FlowMatchingConfig.from_json(path / "config.json")
     assert cfg.format_version == 2 and cfg.source.format == "openpi" and cfg.source.policy_type == kind
@@ -140,7 +126,7 @@ def test_import_writes_a_native_v2_checkpoint(imported, kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_format_is_detected_and_can_be_named(kind, tmp_path):
-    src = _fixture(kind) / "checkpoint"
+    src = GOLDEN.dir(kind) / "checkpoint"
     assert detect_format(src) == "openpi"
     out = tmp_path / "out"
     assert cli_main(["import", str(src), "--out", str(out), "--format", "openpi", "--tokenizer", str(TOKENIZER),
@@ -151,11 +137,11 @@ def test_format_is_detected_and_can_be_named(kind, tmp_path):
 @pytest.mark.parametrize("kind", KINDS)
 def test_norm_stats_are_openpis(policies, kind):
     policy = policies[kind]
-    raw = json.loads((_fixture(kind) / "checkpoint" / "assets" / _meta(kind)["asset_id"] / "norm_stats.json").read_text())
+    raw = json.loads((GOLDEN.dir(kind) / "checkpoint" / "assets" / GOLDEN.meta(kind)["asset_id"] / "norm_stats.json").read_text())
     for ours, theirs in ((policy.norm_stats.state, raw["norm_stats"]["state"]), (policy.norm_stats.actions, raw["norm_stats"]["actions"])):
         for k in ("mean", "std", "q01", "q99"):
             assert np.array_equal(getattr(ours, k), np.asarray(theirs[k], dtype=np.float64)), k
-    _, d = _case(kind, "two_cameras")
+    _, d = GOLDEN.case(kind, "two_cameras")
     io = policy.config.io
     norm = policy.norm_stats.state.normalize(d["raw.state"].numpy(), io.normalization, io.norm_convention)
     np.testing.assert_allclose(norm, d["pre.state"].numpy(), rtol=0, atol=1e-12)
@@ -271,7 +257,7 @@ def test_robot_observation_gives_openpis_actions(policies, kind):
     from vla_ros.core.types import Observation
 
     policy = policies[kind]
-    c, d = _case(kind, "three_cameras")
+    c, d = GOLDEN.case(kind, "three_cameras")
     for i in range(2):
         images = {k[len("raw.images."):]: v[i].numpy() for k, v in d.items() if k.startswith("raw.images.")}
         ob = Observation(stamp=1.0, images=images, joint_positions=d["raw.state"][i].numpy().astype(np.float64),
@@ -310,7 +296,7 @@ def test_a_resized_camera_is_within_one_level_of_openpis_pil_resize(policies, ki
 
 
 def _copy_checkpoint(kind: str, dst: Path) -> Path:
-    return Path(shutil.copytree(_fixture(kind) / "checkpoint", dst))
+    return Path(shutil.copytree(GOLDEN.dir(kind) / "checkpoint", dst))
 
 
 def _rewrite(src: Path, edit) -> None:
@@ -321,7 +307,7 @@ def _rewrite(src: Path, edit) -> None:
 
 def test_tied_embeddings_either_way_give_the_same_actions(tmp_path, policies):
     """openpi's save_model keeps one name of the tied pair; both names import to the same model."""
-    stored = set(_meta("pi0")["model_safetensors_keys"])
+    stored = set(GOLDEN.meta("pi0")["model_safetensors_keys"])
     assert (LM_HEAD in stored) != (EMBED in stored)  # deduplicated
     src = _copy_checkpoint("pi0", tmp_path / "src")
     _rewrite(src, lambda w: w.update({(EMBED if LM_HEAD in w else LM_HEAD): w.pop(LM_HEAD if LM_HEAD in w else EMBED)}))
@@ -373,7 +359,7 @@ def test_missing_assets_are_refused(tmp_path, capsys):
 
 def test_ambiguous_asset_id_is_refused_and_can_be_chosen(tmp_path, capsys):
     src = _copy_checkpoint("pi05", tmp_path / "src")
-    asset = _meta("pi05")["asset_id"]
+    asset = GOLDEN.meta("pi05")["asset_id"]
     shutil.copytree(src / "assets" / asset, src / "assets" / "other_robot")
     err = _refused(capsys, src, tmp_path / "out", "--tokenizer", str(TOKENIZER))
     assert "2 asset ids" in err and asset in err and "other_robot" in err and "--asset-id" in err
@@ -389,7 +375,7 @@ def test_asset_id_is_refused_for_lerobot(tmp_path, capsys):
 
 
 def test_missing_tokenizer_says_which_file_to_provide(tmp_path, capsys):
-    err = _refused(capsys, _fixture("pi0") / "checkpoint", tmp_path / "out")
+    err = _refused(capsys, GOLDEN.dir("pi0") / "checkpoint", tmp_path / "out")
     assert "openpi checkpoints carry no tokenizer" in err and "--tokenizer" in err and "paligemma_tokenizer.model" in err
 
 
@@ -405,7 +391,7 @@ def test_bad_norm_stats_are_named(tmp_path, capsys, edit, message):
     import re
 
     src = _copy_checkpoint("pi05", tmp_path / "src")
-    path = src / "assets" / _meta("pi05")["asset_id"] / "norm_stats.json"
+    path = src / "assets" / GOLDEN.meta("pi05")["asset_id"] / "norm_stats.json"
     stats = json.loads(path.read_text())
     edit(stats)
     path.write_text(json.dumps(stats))
@@ -416,7 +402,7 @@ def test_bad_norm_stats_are_named(tmp_path, capsys, edit, message):
 def test_joint_space_actions_are_refused(tmp_path, capsys):
     """openpi's DROID checkpoints act in joint space (7 joint velocities + gripper): refused by name."""
     src = _copy_checkpoint("pi0", tmp_path / "src")
-    path = src / "assets" / _meta("pi0")["asset_id"] / "norm_stats.json"
+    path = src / "assets" / GOLDEN.meta("pi0")["asset_id"] / "norm_stats.json"
     stats = json.loads(path.read_text())
     for k in ("mean", "std", "q01", "q99"):
         stats["norm_stats"]["actions"][k] = stats["norm_stats"]["actions"][k] + [0.5]
