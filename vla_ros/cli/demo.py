@@ -23,8 +23,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the scene and the training (default: 0)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for the evaluation, e.g. --set replay.latency=measured (repeatable)")
+    p.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="tiny-model config override, e.g. --model-set expert.attention=cross (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
+
+
+def _nested(flat: dict) -> dict:
+    """{"expert.attention": "cross"} -> {"expert": {"attention": "cross"}} (model-config keys)."""
+    out: dict = {}
+    for key, value in flat.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out, n_train=args.episodes, n_test=args.test_episodes, seed=args.seed,
         train_seconds=args.train_seconds, max_steps=args.max_steps, progress=not args.no_progress,
         overrides=dict(parse_override(s) for s in args.set),
+        model=_nested(dict(parse_override(s) for s in args.model_set)),
     )
     res = run_demo(settings)
     n = res.numbers

@@ -30,6 +30,7 @@ from typing import Any, Callable
 import numpy as np
 
 from vla_ros.core.config import ConfigError, VlaConfig, load_config
+from vla_ros.core.schema import deep_merge
 
 SMALL_MODEL = {
     "backbone": {"hidden_size": 64, "intermediate_size": 128, "head_dim": 16},
@@ -54,6 +55,8 @@ class DemoSettings:
     storage: str = "mcap"
     progress: bool = True
     overrides: dict = field(default_factory=dict)  # config overrides for the evaluation
+    # Model-config overrides deep-merged over SMALL_MODEL (e.g. {"expert": {"attention": "cross"}}).
+    model: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -204,7 +207,8 @@ def run_demo(settings: DemoSettings | None = None, log: Callable[[str], None] = 
     log(f"[2/3] tiny flow-matching policy ({s.image_size} px, {s.action_mode} actions), training <= {s.train_seconds:.0f} s")
     init = make_tiny_checkpoint(out / "checkpoint_init", seed=s.seed, cameras=("primary", "wrist"),
                                 image_size=s.image_size, patch_size=s.patch_size, horizon=10, dt=0.1,
-                                action_mode=s.action_mode, max_text_tokens=8, overrides=SMALL_MODEL)
+                                action_mode=s.action_mode, max_text_tokens=8,
+                                overrides=deep_merge(SMALL_MODEL, s.model))
     policy = FlowMatchingPolicy.load(init)
     cfg = demo_config(init, s.overrides)
     obs, acts = samples_from_bags(gen.train, cfg, policy.metadata, progress=s.progress)
