@@ -8,10 +8,13 @@ STAMP := $(VENV)/.requirements.stamp
 BUILD_STAMP := build/.vla_ros_installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup build test demo bench docs clean distclean
+# Offscreen rendering of the MuJoCo simulator (vla_ros/sim) on a CPU: Mesa's software EGL (Debian packages).
+GL_PACKAGES := libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri
+
+.PHONY: help setup sysdeps build test demo bench docs clean distclean
 
 help:
-	@echo "make demo   - set up, build, and run the embedded demo (synthetic bag -> train -> eval report)"
+	@echo "make demo   - set up, build, and run the embedded demo (simulator demonstrations -> train -> closed-loop report)"
 	@echo "make test   - set up, build, and run the test suite"
 	@echo "make bench  - run the benchmarks in bench/"
 	@echo "make docs   - regenerate docs/configuration.md from the config schema"
@@ -22,7 +25,18 @@ $(STAMP): requirements.txt
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
 
-setup: $(STAMP)
+# Installs $(GL_PACKAGES) with apt-get when one is missing and we are root; otherwise says what to install
+# (the simulator tests skip without rendering). Nothing happens when they are all present.
+sysdeps:
+	@missing=""; for p in $(GL_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Mesa EGL for offscreen rendering:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "note: Mesa EGL packages missing ($$missing); the simulator cannot render. As root: apt-get install -y --no-install-recommends$$missing"; fi
+
+setup: sysdeps $(STAMP)
 
 build: setup
 	@scripts/build.sh

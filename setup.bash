@@ -21,6 +21,15 @@ _vla_ros_prepend PYTHONPATH "$_vla_ros_prefix/lib/$_vla_ros_pyver/site-packages"
 _vla_ros_prepend LD_LIBRARY_PATH "$_vla_ros_prefix/lib"
 _vla_ros_prepend PATH "$_vla_ros_prefix/lib/vla_ros"
 _vla_ros_prepend PATH "$_vla_ros_prefix/bin"
+# Test-only message packages (tf2_msgs, built by scripts/build.sh from test/msg_pkgs/) on the paths,
+# so the tests and `vla-ros play` here have /tf. Not part of ./install, never shipped.
+_vla_ros_test_prefix="$_vla_ros_root/build/test_msgs/install"
+if [ -d "$_vla_ros_test_prefix" ]; then
+  _vla_ros_prepend AMENT_PREFIX_PATH "$_vla_ros_test_prefix"
+  _vla_ros_prepend PYTHONPATH "$_vla_ros_test_prefix/lib/$_vla_ros_pyver/site-packages"
+  _vla_ros_prepend LD_LIBRARY_PATH "$_vla_ros_test_prefix/lib"
+fi
+unset _vla_ros_test_prefix
 # No model hub at run time: checkpoints are local directories.
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 unset -f _vla_ros_prepend

@@ -122,7 +122,7 @@ def run_feeder(policy_kind: str | None, checkpoint: str | None) -> int:
 
     from vla_ros.core.types import ActionChunk
     from vla_ros.msg import ActionChunk as ActionChunkMsg
-    from vla_ros.ros.conversions import chunk_to_msg, header, pose_msg
+    from vla_ros.ros.conversions import ENCODER, header, pose_msg
 
     load = TinyPolicyLoad(policy_kind, checkpoint) if policy_kind else None
     rclpy.init()
@@ -149,7 +149,7 @@ def run_feeder(policy_kind: str | None, checkpoint: str | None) -> int:
                 acts[:, 2] = 0.3
                 acts[:, 5] = 0.2 * np.sin(2 * np.pi * 0.2 * ts)
                 acts[:, 6] = 0.5 + 0.5 * np.sin(2 * np.pi * 0.5 * ts)
-                chunk_pub.publish(chunk_to_msg(ActionChunk(stamp=t, dt=dt, actions=acts, seq=seq, policy_id="bench")))
+                chunk_pub.publish(ENCODER.action_chunk(ActionChunk(stamp=t, dt=dt, actions=acts, seq=seq, policy_id="bench")))
                 seq += 1
             if load is not None:
                 load.step()

@@ -26,3 +26,25 @@ cmake --build build -j "$(nproc)" >build/cmake-build.log 2>&1 \
   || { tail -50 build/cmake-install.log; echo "build.sh: install failed (build/cmake-install.log)"; exit 1; }
 touch build/.vla_ros_installed
 echo "vla_ros built and installed into $root/install (source ./setup.bash to use it)"
+
+# Test-only message packages (test/msg_pkgs/*: tf2_msgs, not installable from PyPI), built with the
+# same rosidl machinery into their own prefix, build/test_msgs/install; setup.bash puts that prefix
+# on the paths when it exists. Never part of ./install.
+test_prefix="$root/build/test_msgs/install"
+for pkg_dir in "$root"/test/msg_pkgs/*/; do
+  pkg="$(basename "$pkg_dir")"
+  bdir="$root/build/test_msgs/$pkg"
+  mkdir -p "$bdir"
+  if [ ! -f "$bdir/CMakeCache.txt" ]; then
+    cmake -S "$pkg_dir" -B "$bdir" -Wno-dev \
+      -DPython3_EXECUTABLE="$venv/bin/python" \
+      -DBUILD_TESTING=OFF \
+      -DCMAKE_INSTALL_PREFIX="$test_prefix" >"$bdir/cmake-configure.log" 2>&1 \
+      || { cat "$bdir/cmake-configure.log"; echo "build.sh: cmake configure of test package $pkg failed"; exit 1; }
+  fi
+  cmake --build "$bdir" -j "$(nproc)" >"$bdir/cmake-build.log" 2>&1 \
+    || { tail -50 "$bdir/cmake-build.log"; echo "build.sh: build of test package $pkg failed ($bdir/cmake-build.log)"; exit 1; }
+  (cd "$bdir" && cmake --install .) >"$bdir/cmake-install.log" 2>&1 \
+    || { tail -50 "$bdir/cmake-install.log"; echo "build.sh: install of test package $pkg failed"; exit 1; }
+done
+echo "test-only message packages installed into $test_prefix"

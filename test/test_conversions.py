@@ -1,11 +1,11 @@
-"""Image / joint-state / action-chunk conversions against independent references (OpenCV)."""
+"""Image / joint-state / action-chunk conversions of the rclpy messages against independent references (OpenCV)."""
 
 import cv2
 import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage, Image
 
-from vla_ros.core.msg_decode import MessageError, joint_positions
+from vla_ros.core.msg_decode import MessageError, Problem, chunk_from_msg, decode_image, joint_positions
 from vla_ros.core.types import ActionChunk, ActionMode
 from vla_ros.msg import ActionChunk as ActionChunkMsg
 from vla_ros.ros import conversions as conv
@@ -26,6 +26,22 @@ CASES = {
 }
 
 
+def _cv_bridge():
+    """A working ROS 2 cv_bridge, or None (absent, or the broken ROS 1 port from PyPI)."""
+    try:
+        from cv_bridge import CvBridge  # type: ignore[import-not-found]
+
+        bridge = CvBridge()
+        probe = Image(height=1, width=2, encoding="bgr8", step=6, data=bytes([1, 2, 3, 4, 5, 6]))
+        out = bridge.imgmsg_to_cv2(probe, desired_encoding="rgb8")
+        return bridge if out.shape == (1, 2, 3) and out[0, 0].tolist() == [3, 2, 1] else None
+    except Exception:  # noqa: BLE001 - any failure means "no usable cv_bridge"
+        return None
+
+
+CV_BRIDGE = _cv_bridge()
+
+
 def raw_image(pixels: np.ndarray, encoding: str, padding: int) -> Image:
     h, w = pixels.shape[:2]
     rows = pixels.reshape(h, -1)
@@ -38,7 +54,7 @@ def raw_image(pixels: np.ndarray, encoding: str, padding: int) -> Image:
 @pytest.mark.parametrize("encoding", list(CASES))
 def test_every_encoding_decodes_to_rgb(encoding, padding):
     pixels, expected = CASES[encoding]
-    out = conv.image_to_rgb(raw_image(pixels, encoding, padding), use_cv_bridge=False)
+    out = decode_image(raw_image(pixels, encoding, padding))
     assert out.dtype == np.uint8 and out.shape == (5, 7, 3) and out.flags.c_contiguous
     np.testing.assert_array_equal(out, expected)
 
@@ -47,45 +63,56 @@ def test_every_encoding_decodes_to_rgb(encoding, padding):
 def test_builder_and_decoder_agree(encoding):
     msg = conv.rgb_to_image_msg(RGB, 1.5, "cam", encoding=encoding, row_padding=3)
     assert msg.step == 7 * (1 if encoding == "mono8" else len(encoding) - 1) + 3
-    out = conv.image_to_rgb(msg, use_cv_bridge=False)
+    out = decode_image(msg)
     expected = RGB if encoding != "mono8" else np.repeat(RGB[..., :1], 3, axis=2)
     np.testing.assert_array_equal(out, expected)
 
 
-@pytest.mark.skipif(not conv.has_cv_bridge(), reason="no working ROS 2 cv_bridge on this machine")
+@pytest.mark.skipif(CV_BRIDGE is None, reason="no working ROS 2 cv_bridge on this machine")
 @pytest.mark.parametrize("padding", [0, 5])
 @pytest.mark.parametrize("encoding", list(CASES))
-def test_fallback_matches_cv_bridge(encoding, padding):
+def test_decoder_matches_cv_bridge(encoding, padding):
     msg = raw_image(CASES[encoding][0], encoding, padding)
-    np.testing.assert_array_equal(conv.image_to_rgb(msg, use_cv_bridge=True), conv.image_to_rgb(msg, use_cv_bridge=False))
+    np.testing.assert_array_equal(CV_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8"), decode_image(msg))
 
 
 def test_unsupported_encoding_is_a_clear_error():
     msg = Image(height=2, width=2, encoding="16UC1", step=4, data=bytes(8))
     with pytest.raises(MessageError, match=r"/cam/depth: encoding '16UC1' is not supported; expected one of rgb8"):
-        conv.image_to_rgb(msg, "/cam/depth")
+        decode_image(msg, "/cam/depth")
 
 
 def test_truncated_and_bad_step_are_errors():
     short = Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(20))
     with pytest.raises(MessageError, match="data: expected at least 48 bytes"):
-        conv.image_to_rgb(short, use_cv_bridge=False)
+        decode_image(short)
     narrow = Image(height=4, width=4, encoding="rgb8", step=10, data=bytes(48))
     with pytest.raises(MessageError, match="step: expected >= width\\*channels = 12"):
-        conv.image_to_rgb(narrow, use_cv_bridge=False)
+        decode_image(narrow)
 
 
 def test_compressed_png_is_lossless_and_garbage_is_an_error():
     ok, png = cv2.imencode(".png", cv2.cvtColor(RGB, cv2.COLOR_RGB2BGR))
     assert ok
     msg = CompressedImage(format="png", data=png.tobytes())
-    np.testing.assert_array_equal(conv.any_image_to_rgb(msg), RGB)
+    np.testing.assert_array_equal(decode_image(msg), RGB)
     with pytest.raises(MessageError, match="cannot decode compressed image of format 'jpeg'"):
-        conv.any_image_to_rgb(CompressedImage(format="jpeg", data=b"not an image"), "/cam/compressed")
+        decode_image(CompressedImage(format="jpeg", data=b"not an image"), "/cam/compressed")
+
+
+@pytest.mark.parametrize("fmt", ["16UC1; compressedDepth", "tiff"])
+def test_compressed_formats_other_than_jpeg_and_png_are_refused_by_name(fmt):
+    ok, png = cv2.imencode(".png", RGB)
+    with pytest.raises(MessageError, match=r"^/cam/depth/compressed: format: .* is not supported; expected a jpeg or png") as err:
+        decode_image(CompressedImage(format=fmt, data=png.tobytes()), "/cam/depth/compressed")
+    assert err.value.code == Problem.ENCODING
+    # image_transport's long form of a colour jpeg/png is accepted
+    decoded = decode_image(CompressedImage(format="bgr8; png compressed bgr8", data=png.tobytes()))
+    np.testing.assert_array_equal(decoded, RGB[..., ::-1])
 
 
 def test_joint_state_by_name_order_and_errors():
-    msg = conv.joint_state_msg(["j2", "j1", "finger"], [0.2, 0.1, 0.04], 3.0)
+    msg = conv.ENCODER.joint_state(3.0, ["j2", "j1", "finger"], [0.2, 0.1, 0.04])
     np.testing.assert_array_equal(joint_positions(msg, ["j1", "j2"]), [0.1, 0.2])
     with pytest.raises(MessageError, match=r"/joint_states: name: joint\(s\) j7 missing; message has j2, j1, finger"):
         joint_positions(msg, ["j1", "j7"], "/joint_states")
@@ -100,7 +127,7 @@ def _chunk(mode=ActionMode.ABSOLUTE):
 
 
 def test_chunk_message_round_trip():
-    back = conv.chunk_from_msg(conv.chunk_to_msg(_chunk()))
+    back = chunk_from_msg(conv.ENCODER.action_chunk(_chunk()))
     np.testing.assert_allclose(back.actions, _chunk().actions, atol=1e-12)
     assert (back.stamp, back.dt, back.seq, back.frame_id, back.policy_id) == (10.25, 0.1, 3, "base", "p")
 
@@ -118,18 +145,18 @@ def test_chunk_message_round_trip():
     ],
 )
 def test_malformed_chunk_messages_are_rejected_with_the_field(corrupt, message):
-    msg = conv.chunk_to_msg(_chunk())
+    msg = conv.ENCODER.action_chunk(_chunk())
     corrupt(msg)
     with pytest.raises(MessageError, match="^/ns/action_chunk: .*" + message):
-        conv.chunk_from_msg(msg, "/ns/action_chunk")
+        chunk_from_msg(msg, "/ns/action_chunk")
 
 
 def test_delta_chunk_needs_its_reference_pose_in_the_message():
     msg = ActionChunkMsg()
-    msg.poses = conv.chunk_to_msg(_chunk()).poses
+    msg.poses = conv.ENCODER.action_chunk(_chunk()).poses
     msg.gripper = [1.0, 1.0]
     msg.dt = 0.1
     msg.action_mode = ActionChunkMsg.MODE_DELTA
-    back = conv.chunk_from_msg(msg)  # default reference_pose: identity at the origin
+    back = chunk_from_msg(msg)  # default reference_pose: identity at the origin
     assert back.mode == ActionMode.DELTA
     np.testing.assert_allclose(back.reference_pose.orientation, [0, 0, 0, 1])

@@ -41,3 +41,18 @@ def test_replay_launch_declares_bag_rate_and_loop():
     path = LAUNCH_FILE.with_name("replay.launch.py")
     ld = PythonLaunchDescriptionSource(str(path)).get_launch_description(launch.LaunchContext())
     assert {"bag", "rate", "loop", "robot", "policy"} <= {a.name for a in ld.get_launch_arguments()}
+
+
+def test_sim_launch_declares_the_sim_arguments_and_starts_three_nodes_on_sim_time():
+    from launch_ros.actions import LifecycleNode, Node
+
+    from vla_ros.ros.launch_actions import plan_actions
+    from vla_ros.ros.launch_plan import SIM_LAUNCH_ARGUMENTS, build_sim_plan
+
+    path = LAUNCH_FILE.with_name("sim.launch.py")
+    ld = PythonLaunchDescriptionSource(str(path)).get_launch_description(launch.LaunchContext())
+    declared = {a.name: a for a in ld.get_launch_arguments()}
+    assert set(declared) == {a.name for a in SIM_LAUNCH_ARGUMENTS}
+    assert all(declared[a.name].description == a.description for a in SIM_LAUNCH_ARGUMENTS)
+    nodes = [a for a in plan_actions(build_sim_plan({"policy": "hold"})) if isinstance(a, Node)]
+    assert [type(n) for n in nodes] == [LifecycleNode, Node, Node]

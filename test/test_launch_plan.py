@@ -116,3 +116,76 @@ def test_replay_plan_plays_the_bag_on_sim_time(tmp_path):
         build_replay_plan({"bag": str(bag), "rate": "0", "policy": "hold"})
     with pytest.raises(ConfigError, match="does not exist"):
         build_replay_plan({"bag": str(tmp_path / "nope"), "policy": "hold"})
+
+
+# ----------------------------------------------------------------------------- sim.launch.py / vla-ros run --sim
+def test_sim_plan_adds_sim_node_on_sim_time_with_dry_run_still_on():
+    from vla_ros.ros.launch_plan import SIM_NODE_KEYS, build_sim_plan
+
+    plan = build_sim_plan({"policy": "hold", "task": "push", "seed": "7", "real_time_factor": "2.5",
+                           "image_size": "96", "namespace": "sim_arm"})
+    assert [n.name for n in plan.nodes] == ["vla_policy", "vla_executor", "vla_sim"]
+    sim, ex, pol = plan.node("vla_sim"), plan.node("vla_executor"), plan.node("vla_policy")
+    assert sim.executable == "sim_node" and not sim.lifecycle and sim.namespace == ex.namespace == "sim_arm"
+    assert plan.use_sim_time and all(n.parameters["use_sim_time"] is True for n in plan.nodes)
+    assert plan.config.robot.name == "sim_panda"  # the default robot of the simulator
+    assert ex.parameters["executor.dry_run"] is True  # the simulator does not switch dry run off
+    assert (sim.parameters["sim.task"], sim.parameters["sim.seed"], sim.parameters["sim.real_time_factor"],
+            sim.parameters["sim.image_size"]) == ("push", 7, 2.5, 96)
+    # sim_node gets exactly its keys; it listens where the executor commands and publishes what the policy reads.
+    assert set(sim.parameters) == {*SIM_NODE_KEYS, "use_sim_time"}
+    assert sim.parameters["executor.pose_topic"] == ex.parameters["executor.pose_topic"]
+    assert sim.parameters["robot.camera_topics"] == pol.parameters["robot.camera_topics"]
+    assert sim.parameters["robot.ee_pose_topic"] == ex.parameters["robot.ee_pose_topic"]
+    assert not any(k.startswith("sim.") for n in (pol, ex) for k in n.parameters)
+
+
+def test_sim_plan_dry_run_off_only_when_asked_and_other_profiles():
+    from vla_ros.ros.launch_plan import build_sim_plan
+
+    assert build_sim_plan({"policy": "hold", "dry_run": "false"}).node("vla_executor").parameters["executor.dry_run"] is False
+    plan = build_sim_plan({"policy": "hold", "robot": "sim_tabletop", "set": "sim.camera_rate=5"})
+    assert plan.config.robot.name == "sim_tabletop" and plan.node("vla_sim").parameters["sim.camera_rate"] == 5.0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"use_sim_time": "false"}, "launch argument use_sim_time: the simulator runs every node on sim time"),
+        ({"task": "fly"}, "sim.task: expected one of 'reach', 'push', 'pick', got 'fly'"),
+        ({"seed": "-1"}, "sim.seed: expected >= 0"),
+        ({"real_time_factor": "fast"}, "sim.real_time_factor: expected number"),
+        ({"image_size": "4"}, "sim.image_size: expected >= 16"),
+        ({"bag": "x.mcap"}, "launch argument bag: unknown"),
+        ({"dry_run": "maybe"}, "launch argument dry_run: expected true or false"),
+    ],
+)
+def test_sim_plan_invalid_arguments_are_clear_errors(args, message):
+    from vla_ros.ros.launch_plan import build_sim_plan
+
+    with pytest.raises(ConfigError, match=message):
+        build_sim_plan({"policy": "hold", **args})
+
+
+def test_sim_arguments_are_documented_and_say_dry_run_stays_on():
+    from vla_ros.ros.launch_plan import SIM_ARGUMENTS, SIM_LAUNCH_ARGUMENTS
+
+    names = [a.name for a in SIM_LAUNCH_ARGUMENTS]
+    assert len(names) == len(set(names)) and set(names) == {a.name for a in LAUNCH_ARGUMENTS} | {a.name for a in SIM_ARGUMENTS}
+    by_name = {a.name: a for a in SIM_LAUNCH_ARGUMENTS}
+    assert "Still ON by default" in by_name["dry_run"].description and "dry_run:=false" in by_name["dry_run"].description
+    assert by_name["use_sim_time"].default == "true"
+    assert all(a.description.strip() and a.name.isidentifier() for a in SIM_LAUNCH_ARGUMENTS)
+
+
+def test_run_cli_sim_options(capsys):
+    from vla_ros.cli import main
+
+    assert main(["run", "--task", "push", "--policy", "hold"]) == 2
+    assert "--task: only with --sim" in capsys.readouterr().err
+    assert main(["run", "--sim", "--policy", "hold", "--use-sim-time", "false"]) == 2
+    assert "use_sim_time" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # (argparse wraps to the terminal width)
+    assert "--sim" in text and "dry_run stays ON" in text and "--real-time-factor" in text

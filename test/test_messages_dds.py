@@ -10,7 +10,8 @@ from ros_helpers import spin_until, start_process, stop_process
 from vla_ros.core.types import ActionChunk, ActionMode, EEPose
 from vla_ros.msg import ActionChunk as ActionChunkMsg
 from vla_ros.msg import PolicyStatus
-from vla_ros.ros.conversions import chunk_from_msg, chunk_to_msg, header
+from vla_ros.core.msg_decode import chunk_from_msg
+from vla_ros.ros.conversions import ENCODER, header
 
 
 @pytest.mark.timeout(60)
@@ -45,7 +46,7 @@ def test_action_chunk_and_status_round_trip_between_processes(rclpy_context):
         def publish_until_echoed() -> bool:
             # Discovery takes a moment: keep publishing until the echo process answers.
             if not got_chunks:
-                chunk_pub.publish(chunk_to_msg(chunk))
+                chunk_pub.publish(ENCODER.action_chunk(chunk))
             if not got_status:
                 status_pub.publish(status)
             return bool(got_chunks and got_status)

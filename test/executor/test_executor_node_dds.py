@@ -27,7 +27,7 @@ from executor_testlib import make_chunk
 from ros_helpers import start_node_process, start_process, stop_process
 from vla_ros.msg import ActionChunk as ActionChunkMsg
 from vla_ros.msg import ExecutorStatus
-from vla_ros.ros.conversions import chunk_to_msg, header, pose_msg
+from vla_ros.ros.conversions import ENCODER, header, pose_msg
 
 REPO = Path(__file__).resolve().parents[2]
 HOME = np.array([0.40, 0.0, 0.30])
@@ -79,7 +79,7 @@ class Harness:
         if self.streaming is not None:
             self.seq += 1
             chunk = make_chunk(self.streaming, horizon=10, dt=0.1, stamp=self.now(), gripper=0.5, seq=self.seq)
-            self.chunk_pub.publish(chunk_to_msg(chunk))
+            self.chunk_pub.publish(ENCODER.action_chunk(chunk))
 
     def spin_until(self, cond, timeout: float = 15.0, what: str = "") -> None:
         deadline = self.now() + timeout
@@ -172,7 +172,7 @@ def test_live_executor_streams_holds_and_latches_estop(rclpy_context):
         assert (twist.linear.x, twist.linear.y, twist.linear.z) == (0.0, 0.0, 0.0)
 
         # 4. A malformed chunk is counted, and the node carries on.
-        bad = chunk_to_msg(make_chunk(0.41, horizon=3, stamp=h.now()))
+        bad = ENCODER.action_chunk(make_chunk(0.41, horizon=3, stamp=h.now()))
         bad.poses[1].orientation.w = float("nan")
         h.chunk_pub.publish(bad)
         h.spin_until(lambda: h.last_status().chunks_rejected >= 1, what="rejected chunk in status")

@@ -16,7 +16,7 @@ from std_msgs.msg import Bool
 
 from executor_testlib import make_chunk
 from test_executor_node_dds import HOME, Harness, start_executor, x_of
-from vla_ros.ros.conversions import chunk_to_msg
+from vla_ros.ros.conversions import ENCODER
 
 LIVE = {"executor.dry_run": "false", "executor.control_rate": "50.0", "executor.status_rate_hz": "20.0"}
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -106,7 +106,7 @@ def test_overlong_chunk_is_refused_by_name_and_streaming_goes_on(rclpy_context):
         h.streaming = 0.43
         h.spin_until(lambda: h.state() == "running", what="running")
         h.streaming = None  # no good chunk clears the status message meanwhile
-        huge = chunk_to_msg(make_chunk(0.41, horizon=10, stamp=h.now(), seq=10_000))
+        huge = ENCODER.action_chunk(make_chunk(0.41, horizon=10, stamp=h.now(), seq=10_000))
         pose = huge.poses[0]
         huge.poses = [Pose(position=pose.position, orientation=pose.orientation) for _ in range(10_000)]
         huge.gripper = [0.5] * 10_000
@@ -129,7 +129,7 @@ def test_chunk_burst_is_bounded_by_the_queue_and_counted(rclpy_context):
     try:
         h.spin_until(lambda: h.status and h.got["target_pose"], what="the executor running")
         for i in range(10):
-            h.chunk_pub.publish(chunk_to_msg(make_chunk(0.42, horizon=10, stamp=h.now(), seq=100 + i)))
+            h.chunk_pub.publish(ENCODER.action_chunk(make_chunk(0.42, horizon=10, stamp=h.now(), seq=100 + i)))
         h.spin_until(lambda: "executor.max_queued_chunks = 4" in h.last_status().message,
                      what="status naming the dropped chunks")
         assert "dropped" in h.last_status().message

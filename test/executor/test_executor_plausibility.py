@@ -18,7 +18,7 @@ from vla_ros.core.executor import ChunkExecutor, ExecutorState
 from vla_ros.core.executor.plausibility import PoseMonitor, check_chunk
 from vla_ros.core.msg_decode import MessageError, chunk_from_msg, joint_positions
 from vla_ros.core.types import ActionMode, EEPose
-from vla_ros.ros.conversions import chunk_to_msg
+from vla_ros.ros.conversions import ENCODER
 
 RATE = 100.0
 BOX_MIN, BOX_MAX = np.array([0.2, -0.4, 0.05]), np.array([0.7, 0.4, 0.6])
@@ -172,7 +172,7 @@ def test_delta_chunk_without_a_measured_pose_is_refused():
 # ---------------------------------------------------------------- finding 8: quaternions
 @pytest.mark.parametrize("quat, norm", [((1e-8, 0.0, 0.0, 0.0), "1e-08"), ((0.0, 0.0, 0.0, 7.0), "7")])
 def test_non_unit_quaternions_are_refused_not_renormalised(quat, norm):
-    msg = chunk_to_msg(make_chunk(0.45, horizon=3))
+    msg = ENCODER.action_chunk(make_chunk(0.45, horizon=3))
     o = msg.poses[1].orientation
     o.x, o.y, o.z, o.w = quat
     with pytest.raises(MessageError, match=rf"poses.orientation: .*step 1 has norm {norm}"):
@@ -204,7 +204,7 @@ def test_after_a_stall_the_step_is_bounded_by_two_control_periods():
 
 
 def test_an_over_long_chunk_message_is_refused_before_decoding():
-    msg = chunk_to_msg(make_chunk(0.45, horizon=300))
+    msg = ENCODER.action_chunk(make_chunk(0.45, horizon=300))
     ex = make_executor()
     res = ex.submit_msg(msg, 0.0)
     assert not res.accepted and "executor.max_chunk_steps = 256" in res.reason

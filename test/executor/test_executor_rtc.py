@@ -7,7 +7,7 @@ import pytest
 
 from executor_testlib import make_chunk, make_executor
 from vla_ros.core.executor.rtc import ExecutionPlan, guidance_from_plan, plan_from_status_msg, soft_mask
-from vla_ros.ros.executor_node import status_to_msg
+from vla_ros.ros.conversions import ENCODER
 
 
 def paper_weight(i: int, d: int, i_end: int) -> float:
@@ -126,7 +126,7 @@ def test_plan_survives_the_status_message_and_becomes_guidance():
     ex = make_executor({"expected_delay": 0.15, "watchdog_timeout": 5.0})
     ex.submit(make_chunk(0.40 + 0.01 * np.arange(10), rz=0.02 * np.arange(10), stamp=0.0), 0.0)
     ex.tick(0.12)
-    msg = status_to_msg(ex.status(0.12))
+    msg = ENCODER.executor_status(ex.status(0.12))
     back = plan_from_status_msg(msg)
     plan = ex.plan(0.12)
     assert back.start == pytest.approx(plan.start, abs=1e-9) and back.dt == plan.dt

@@ -9,7 +9,8 @@ import pytest
 from executor_testlib import make_chunk, make_executor
 from vla_ros.core.executor import LIMIT_NAMES, ExecutorState
 from vla_ros.core.executor.stats import LoopStats
-from vla_ros.ros.executor_node import preview_topic, set_realtime_priority, status_to_msg
+from vla_ros.ros.conversions import ENCODER
+from vla_ros.ros.executor_node import preview_topic, set_realtime_priority
 
 
 def test_loop_stats_cover_the_last_second_only():
@@ -50,7 +51,7 @@ def test_status_message_carries_every_field():
     ex.submit(make_chunk(0.40 + 0.01 * np.arange(10), stamp=0.0, seq=3), 0.0)
     ex.tick(0.0)
     ex.reject("action_chunk: poses: bad")
-    msg = status_to_msg(ex.status(0.0, dry_run=False))
+    msg = ENCODER.executor_status(ex.status(0.0, dry_run=False))
     assert msg.state == msg.STATE_RUNNING and msg.state_name == "running" and msg.dry_run is False
     assert (msg.chunk_seq, msg.chunks_received, msg.chunks_rejected, msg.clamps) == (3, 2, 1, 1)
     assert list(msg.limit_names) == list(LIMIT_NAMES)

@@ -6,7 +6,7 @@ import pytest
 from executor_testlib import make_chunk, make_executor, yaw
 from vla_ros.core.rotations import rotvec_to_quat
 from vla_ros.core.types import ActionMode, EEPose
-from vla_ros.ros.conversions import chunk_to_msg
+from vla_ros.ros.conversions import ENCODER
 
 RAMP = 0.40 + 0.01 * np.arange(10)  # x of step i: 0.40 + 0.01 i, at stamp + 0.1 i
 
@@ -90,14 +90,14 @@ def test_chunk_stamped_in_the_future_is_rejected_as_a_clock_problem():
 def test_malformed_messages_are_counted_and_never_crash():
     ex = make_executor()
     ex.submit(make_chunk(0.41, horizon=20), 0.0)
-    good = chunk_to_msg(make_chunk(0.45, horizon=10, stamp=0.1))
-    nan = chunk_to_msg(make_chunk(0.45))
+    good = ENCODER.action_chunk(make_chunk(0.45, horizon=10, stamp=0.1))
+    nan = ENCODER.action_chunk(make_chunk(0.45))
     nan.poses[0].position.x = float("nan")
-    short = chunk_to_msg(make_chunk(0.45, horizon=3))
+    short = ENCODER.action_chunk(make_chunk(0.45, horizon=3))
     short.gripper = [1.0]
-    empty = chunk_to_msg(make_chunk(0.45))
+    empty = ENCODER.action_chunk(make_chunk(0.45))
     empty.poses, empty.gripper = [], []
-    bad_dt = chunk_to_msg(make_chunk(0.45))
+    bad_dt = ENCODER.action_chunk(make_chunk(0.45))
     bad_dt.dt = 0.0
     reasons = [ex.submit_msg(m, 0.1).reason for m in (nan, short, empty, bad_dt)]
     assert "NaN" in reasons[0] and "gripper" in reasons[1] and "poses" in reasons[2] and "dt" in reasons[3]

@@ -58,3 +58,39 @@ def stop_process(proc: subprocess.Popen, timeout: float = 5.0) -> str:
             proc.kill()
             proc.wait()
     return proc.stdout.read() if proc.stdout else ""
+
+
+def start_configured_node(module: str, config_args: list[str] | tuple[str, ...] = (), params: dict | None = None
+                          ) -> subprocess.Popen:
+    """`python -m <module> <config_args> --ros-args -p k:=v ...`: a node with our config options
+    (``--robot sim_panda``, ``--set key=value``, vla_ros.cli.common) and ROS parameters on top."""
+    args = [*config_args, "--ros-args"]
+    for key, value in (params or {}).items():
+        args += ["-p", f"{key}:={value}"]
+    env = {"PYTHONPATH": os.pathsep.join([str(HELPERS.parents[1]), os.environ.get("PYTHONPATH", "")])}
+    return start_process(module, *args, env=env)
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """{child pid: command line} of the live processes whose parent is `pid` (from /proc)."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            state = stat.rsplit(")", 1)[1].split()[0]
+            if ppid == pid and state != "Z":
+                out[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from geometry_msgs.msg import PoseStamped
@@ -21,7 +20,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from ros_helpers import spin_until, start_process, stop_process
+from ros_helpers import children_of, pid_alive, spin_until, start_process, stop_process
 from vla_ros.msg import ActionChunk
 from vla_ros.ros.composed import start_graph
 from vla_ros.ros.launch_plan import build_plan
@@ -132,30 +131,6 @@ def test_runtime_swap_changes_policy_without_tripping_the_watchdog(rclpy_context
 RUN = (sys.executable, "-c", "import sys; from vla_ros.cli import main; sys.exit(main())", "run")
 
 
-def children_of(pid: int) -> dict[int, str]:
-    """{child pid: command line} of the live processes whose parent is `pid` (from /proc)."""
-    out = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            state = stat.rsplit(")", 1)[1].split()[0]
-            if ppid == pid and state != "Z":
-                out[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 class RunProcess:
     """`vla-ros run ...` as a real command (output in a file: a full pipe would block it)."""
 
@@ -169,7 +144,7 @@ class RunProcess:
         return self.log.read_text()
 
     def executor_child(self) -> int | None:
-        kids = [pid for pid, cmd in children_of(self.proc.pid).items() if "--executor-child" in cmd]
+        kids = [pid for pid, cmd in children_of(self.proc.pid).items() if "--child executor" in cmd]
         return kids[0] if kids else None
 
     def close(self) -> None:

@@ -1,7 +1,8 @@
 """An imported pretrained policy runs end to end: `vla-ros eval` on a bag, and `vla-ros run` live.
 
-The checkpoint is LeRobot's own tiny pi05 (the golden fixture ``test/fixtures/lerobot_pi05``),
-imported here with the real command into a temporary directory. Nothing below knows it was
+The checkpoints are LeRobot's own tiny pi05 and SmolVLA (the golden fixtures
+``test/fixtures/lerobot_pi05`` and ``lerobot_smolvla``; SmolVLA's VLM directory is found under
+``--vlm-path``), imported here with the real command into a temporary directory. Nothing below knows it was
 imported: the runtime (observation builder, policy node, executor, replay) takes it as it takes
 any flow_matching checkpoint, which is the point of issue 12.
 
@@ -13,6 +14,8 @@ Without that mapping both commands refuse to start and name the missing cameras.
 
 - eval: a synthetic pick episode (the demo's scene and renderer, `vla_ros.replay.synthetic`)
   written to an mcap bag with 8-joint JointStates; the command's metrics, report and output bag.
+- fine-tuning (SmolVLA): the imported expert trains on samples from that bag with the VLM frozen
+  (`train(..., freeze="vlm")`), its loss falls and the VLM's weights do not move.
 - run: `vla-ros run` as a real command (its executor node in a child process) with the sensor
   simulator in another process (8 joints), over DDS; ActionChunks from the imported checkpoint
   are published, and Ctrl-C stops it cleanly. The checkpoint imported for this test carries
@@ -38,8 +41,11 @@ from vla_ros.cli import main as cli_main  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "test" / "fixtures" / "lerobot_pi05" / "checkpoint"
+SMOLVLA = REPO / "test" / "fixtures" / "lerobot_smolvla"
+SMOLVLA_IMPORT = (str(SMOLVLA / "checkpoint"), "--vlm-path", str(SMOLVLA / "vlm"))
 PROFILE = REPO / "test" / "fixtures" / "profiles" / "eight_joint_arm.yaml"
 CHECKPOINT_CAMERAS = "[base_0_rgb,left_wrist_0_rgb]"
+SMOLVLA_CAMERAS = "[top,wrist]"
 JOINTS = tuple(f"joint_{i}" for i in range(1, 9))
 GRIPPER_JOINT, GRIPPER_OPEN = "gripper", 0.08
 INSTRUCTION = "pick up the red block"
@@ -67,9 +73,17 @@ def imported_for_this_arm(tmp_path_factory):
     """
     import shutil
 
+    src = Path(shutil.copytree(FIXTURE, tmp_path_factory.mktemp("fitted") / "src"))
+    _workspace_box_stats(src)
+    out = src.parent / "pi05"
+    assert cli_main(["import", str(src), "--out", str(out), "--no-verify"]) == 0
+    return out
+
+
+def _workspace_box_stats(src: Path) -> None:
+    """Action statistics of a 1 cm box around the simulator's pose, written into both normalizer files."""
     from safetensors.numpy import load_file, save_file
 
-    src = Path(shutil.copytree(FIXTURE, tmp_path_factory.mktemp("fitted") / "src"))
     centre = np.array([0.45, 0.0, 0.3, 0.0, 0.0, 0.0, 0.5], dtype=np.float32)
     half = np.float32(0.005)
     box = {"mean": centre, "std": np.full(7, half, np.float32), "min": centre - 2 * half, "max": centre + 2 * half,
@@ -78,8 +92,27 @@ def imported_for_this_arm(tmp_path_factory):
         stats = load_file(str(f))
         stats.update({f"action.{k}": v.astype(np.float32) for k, v in box.items() if f"action.{k}" in stats})
         save_file(stats, str(f))
-    out = src.parent / "pi05"
-    assert cli_main(["import", str(src), "--out", str(out), "--no-verify"]) == 0
+
+
+@pytest.fixture(scope="module")
+def imported_smolvla(tmp_path_factory):
+    out = tmp_path_factory.mktemp("imported") / "smolvla"
+    assert cli_main(["import", *SMOLVLA_IMPORT, "--out", str(out)]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["io"]["cameras"] == ["top", "wrist"] and cfg["io"]["state_dim"] == 8
+    assert cfg["expert"]["attention"] == "interleaved" and cfg["vision"]["kind"] == "smolvlm"
+    return out
+
+
+@pytest.fixture(scope="module")
+def imported_smolvla_for_this_arm(tmp_path_factory):
+    """The SmolVLA fixture with this arm's workspace statistics (see `imported_for_this_arm`)."""
+    import shutil
+
+    src = Path(shutil.copytree(SMOLVLA / "checkpoint", tmp_path_factory.mktemp("fitted") / "src"))
+    _workspace_box_stats(src)
+    out = src.parent / "smolvla"
+    assert cli_main(["import", str(src), "--vlm-path", str(SMOLVLA / "vlm"), "--out", str(out), "--no-verify"]) == 0
     return out
 
 
@@ -142,17 +175,20 @@ def test_eval_refuses_cameras_that_the_checkpoint_does_not_name(imported, demo_b
     assert "camera" in err and "base_0_rgb" in err and "left_wrist_0_rgb" in err and "primary" in err
 
 
-def test_eval_runs_the_imported_pi05_on_a_demo_bag(imported, demo_bag, tmp_path, capsys):
+@pytest.mark.parametrize("kind", ["pi05", "smolvla"])
+def test_eval_runs_the_imported_checkpoint_on_a_demo_bag(kind, demo_bag, tmp_path, capsys, request):
     from vla_ros.core.msg_decode import chunk_from_msg
     from vla_ros.replay.bag_io import Bag
 
+    ckpt = request.getfixturevalue("imported" if kind == "pi05" else "imported_smolvla")
+    cameras = CHECKPOINT_CAMERAS if kind == "pi05" else SMOLVLA_CAMERAS
     out = tmp_path / "eval"
-    code = cli_main(_eval_args(demo_bag, imported, out, "--set", f"robot.camera_names={CHECKPOINT_CAMERAS}"))
+    code = cli_main(_eval_args(demo_bag, ckpt, out, "--set", f"robot.camera_names={cameras}"))
     printed = capsys.readouterr()
     assert code == 0, printed.out + printed.err
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["summary"] == {**doc["summary"], "evaluated": 1, "skipped": 0}
-    assert doc["policy"]["type"] == "flow_matching" and doc["policy"]["checkpoint"].startswith("pi05@")
+    assert doc["policy"]["type"] == "flow_matching" and doc["policy"]["checkpoint"].startswith(f"{kind}@")
     assert (doc["policy"]["horizon"], doc["policy"]["action_mode"]) == (10, "absolute")
     bag = doc["bags"][0]
     assert bag["ok"] and bag["ground_truth"]["topic"] == "/target_pose" and bag["ground_truth"]["samples"] > 50
@@ -200,7 +236,8 @@ def test_run_refuses_cameras_that_the_checkpoint_does_not_name(imported, capsys)
 
 
 @pytest.mark.timeout(180)
-def test_run_publishes_chunks_of_the_imported_pi05_from_live_sensors(imported_for_this_arm, rclpy_context, tmp_path):
+@pytest.mark.parametrize("kind", ["pi05", "smolvla"])
+def test_run_publishes_chunks_of_the_imported_checkpoint_from_live_sensors(kind, rclpy_context, tmp_path, request):
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -208,10 +245,12 @@ def test_run_publishes_chunks_of_the_imported_pi05_from_live_sensors(imported_fo
 
     from vla_ros.msg import ActionChunk
 
+    ckpt = request.getfixturevalue("imported_for_this_arm" if kind == "pi05" else "imported_smolvla_for_this_arm")
+    cameras = CHECKPOINT_CAMERAS if kind == "pi05" else SMOLVLA_CAMERAS
     sensors = subprocess.Popen([sys.executable, "-c", SENSORS], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log = tmp_path / "run.log"
     with open(log, "w") as f:
-        run = subprocess.Popen([*RUN, *_run_args(imported_for_this_arm, f"robot.camera_names={CHECKPOINT_CAMERAS};policy.rate_hz=4")],
+        run = subprocess.Popen([*RUN, *_run_args(ckpt, f"robot.camera_names={cameras};policy.rate_hz=4")],
                                stdout=f, stderr=subprocess.STDOUT, text=True)
     probe = Node("imported_run_probe", context=rclpy_context)
     ex = SingleThreadedExecutor(context=rclpy_context)
@@ -223,7 +262,7 @@ def test_run_publishes_chunks_of_the_imported_pi05_from_live_sensors(imported_fo
         ok = spin_until(ex, lambda: len(chunks) >= 3 or run.poll() is not None, timeout=120)
         assert ok and run.poll() is None and len(chunks) >= 3, log.read_text() + "\n--- sensors:\n" + stop_process(sensors)
         assert {c.policy_id for c in chunks} == {"flow_matching"}
-        assert all(c.checkpoint_id.startswith("pi05@") for c in chunks)
+        assert all(c.checkpoint_id.startswith(f"{kind}@") for c in chunks)
         assert [c.seq for c in chunks] == sorted(c.seq for c in chunks)
         assert all(len(c.poses) == 10 and len(c.gripper) == 10 for c in chunks)
         positions = np.array([[p.position.x, p.position.y, p.position.z] for c in chunks for p in c.poses])
@@ -240,3 +279,32 @@ def test_run_publishes_chunks_of_the_imported_pi05_from_live_sensors(imported_fo
             run.kill()
             run.wait()
         stop_process(sensors)
+
+
+# ----------------------------------------------------------------------------- SmolVLA fine-tuning
+def test_imported_smolvla_expert_fine_tunes_on_demo_bags_with_the_vlm_frozen(imported_smolvla, demo_bag):
+    """The design's first stage on an imported SmolVLA: VLM frozen, expert (and heads) trained on bag samples."""
+    import torch
+
+    from vla_ros.core.config import load_config
+    from vla_ros.policy.flow_matching.policy import FlowMatchingPolicy
+    from vla_ros.policy.flow_matching.train import train
+    from vla_ros.replay.dataset import samples_from_bags
+
+    torch.set_num_threads(1)
+    policy = FlowMatchingPolicy.load(imported_smolvla)
+    cfg = load_config([str(PROFILE)], {"policy.type": "flow_matching", "policy.checkpoint": str(imported_smolvla),
+                                       "robot.camera_names": ["top", "wrist"]})
+    obs, acts = samples_from_bags([demo_bag], cfg, policy.metadata)
+    assert len(obs) >= 20 and acts.shape[1:] == (10, 7)
+    policy.set_norm_stats(policy.compute_norm_stats(obs, acts))
+    before = {k: v.clone() for k, v in policy.model.state_dict().items()}
+    losses = train(policy, (obs, acts), steps=60, batch_size=16, lr=2e-3, freeze="vlm", progress=False)
+    assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:10]), losses
+    after = policy.model.state_dict()
+    vlm = [k for k in before if k.startswith(("vision.", "backbone."))]
+    expert = [k for k in before if k.startswith(("expert.", "heads."))]
+    assert vlm and expert
+    assert all(torch.equal(before[k], after[k]) for k in vlm)  # the VLM did not move
+    assert all(not torch.equal(before[k], after[k]) for k in expert if k.endswith("weight"))
+    assert not any(p.requires_grad for p in policy.model.parameters())  # left ready for inference

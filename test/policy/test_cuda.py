@@ -61,3 +61,25 @@ def test_cuda_graph_replay_equals_eager_steps(ckpt_factory, family):
         eager = sample_actions(policy.model, inputs, n, 10, cuda_graph=False)
         assert (graphed - eager).abs().max().item() < 1e-5
     assert len(policy.model.__dict__["_cuda_graph_steps"]) == 1
+
+
+@pytest.mark.parametrize("attention", ["cross", "interleaved"])
+def test_cuda_graph_replay_equals_eager_steps_for_the_cross_attention_styles(ckpt_factory, attention):
+    """The graphed step of a cross / interleaved expert (projected prefix K/V in the cache, state as a
+    prefix token, causal actions for interleaved) replays the eager numbers, chunk after chunk."""
+    from policy_helpers import SMALL
+
+    from vla_ros.core.schema import deep_merge
+
+    ov = deep_merge(SMALL, {"expert": {"attention": attention, "causal_actions": attention == "interleaved"},
+                            "backbone": {"num_hidden_layers": 3}})
+    policy = FlowMatchingPolicy.load(ckpt_factory(overrides=ov), device="cuda")
+    assert policy.config.state_in_prefix
+    for seed in (1, 2):
+        inputs = policy.observation_tensors([make_observation(seed, instruction=f"task {seed}")])
+        n = torch.randn(1, 10, 8, device="cuda", generator=torch.Generator("cuda").manual_seed(seed))
+        graphed = sample_actions(policy.model, inputs, n, 10, cuda_graph=True)
+        eager = sample_actions(policy.model, inputs, n, 10, cuda_graph=False, traced=False)
+        naive = sample_actions(policy.model, inputs, n, 10, use_cache=False)
+        assert (graphed - eager).abs().max().item() < 1e-5
+        assert (graphed - naive).abs().max().item() < 1e-4

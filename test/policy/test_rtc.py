@@ -9,7 +9,7 @@ import pytest
 from policy_helpers import fixed_noise, make_observation
 
 from vla_ros.core.types import ChunkGuidance
-from vla_ros.core.action_modes import delta_to_absolute
+from vla_ros.core.action_modes import absolute_actions
 from vla_ros.policy.flow_matching.sampler import guidance_weight
 
 COMMITTED = 4
@@ -17,7 +17,7 @@ WEIGHTS = np.array([1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2, 0, 0], dtype=float)
 
 
 def _absolute(chunk):
-    return delta_to_absolute(chunk.actions, chunk.reference_pose) if chunk.reference_pose is not None else chunk.actions
+    return absolute_actions(chunk)
 
 
 @pytest.mark.parametrize("options", [{"family": "gemma"}, {"family": "llama"}, {"action_mode": "delta"}], ids=str)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+
+# node_testlib re-exports the pieces the core tests share (test/core/core_testlib.py)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "core"))
 
 
 @pytest.fixture(scope="session")

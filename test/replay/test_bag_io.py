@@ -7,7 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from vla_ros.core.msg_decode import chunk_from_msg, image_to_rgb, joint_positions, pose_to_ee, stamp_to_sec
+from vla_ros.core.msg_decode import chunk_from_msg, decode_image, joint_positions, pose_to_ee, stamp_to_sec
+from vla_ros.core.msg_encode import MessageEncoder
 from vla_ros.core.types import ActionChunk, ActionMode, EEPose
 from vla_ros.replay.bag_io import Bag, BagWriter
 
@@ -27,7 +28,7 @@ def _write_all_types(path, storage):
         w.write("/cam_bgr", 12.1, m.image(12.1, "cam", img, encoding="bgr8"))
         w.write("/joint_states", 12.2, m.joint_state(12.2, ["a", "b"], [0.5, -1.25]))
         w.write("/ee_pose", 12.2, m.pose_stamped(12.2, "base_link", [0.4, 0.1, 0.3], [0.0, 0.0, 0.3, 0.954]))
-        w.write("/action_chunk", 12.3, m.action_chunk(chunk))
+        w.write("/action_chunk", 12.3, MessageEncoder(w.store.types).action_chunk(chunk))
     return img, chunk
 
 
@@ -44,8 +45,8 @@ def test_roundtrip_both_storages(tmp_path, storage):
         msgs = {m.topic: m for m in bag.messages()}
     assert [m.t for m in sorted(msgs.values(), key=lambda m: m.t)][0] == pytest.approx(12.0)
     assert msgs["/instruction"].msg.data == "pick up the red block"
-    np.testing.assert_array_equal(image_to_rgb(msgs["/cam"].msg), img)
-    np.testing.assert_array_equal(image_to_rgb(msgs["/cam_bgr"].msg), img)
+    np.testing.assert_array_equal(decode_image(msgs["/cam"].msg), img)
+    np.testing.assert_array_equal(decode_image(msgs["/cam_bgr"].msg), img)
     assert stamp_to_sec(msgs["/cam"].msg.header.stamp) == pytest.approx(12.1, abs=1e-9)
     np.testing.assert_array_equal(joint_positions(msgs["/joint_states"].msg, ["b", "a"]), [-1.25, 0.5])
     ee = pose_to_ee(msgs["/ee_pose"].msg.pose)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ros_helpers import spin_until, stop_process
+from vla_ros.core.msg_encode import MessageEncoder
 from vla_ros.core.types import ActionChunk
 from vla_ros.replay.bag_io import BagWriter
 
@@ -35,7 +36,7 @@ def _bag(path):
                 acts = np.column_stack([rng.normal(size=(4, 3)), np.zeros((4, 3)), np.full(4, 0.25 * j / 7)])
                 chunk = ActionChunk(stamp=t, dt=0.1, actions=acts, frame_id="base_link", seq=j, policy_id="test")
                 chunks[j] = chunk
-                w.write("/action_chunk", t + 0.01, m.action_chunk(chunk))
+                w.write("/action_chunk", t + 0.01, MessageEncoder(w.store.types).action_chunk(chunk))
     return images, chunks
 
 

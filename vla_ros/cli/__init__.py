@@ -12,7 +12,7 @@ import importlib
 import sys
 
 # Sub-command modules, in --help order.
-COMMANDS = ("config", "make-checkpoint", "import", "run", "eval", "play", "demo")
+COMMANDS = ("config", "make-checkpoint", "import", "run", "eval", "sim-eval", "play", "demo")
 # Commands whose module name differs from the command ("import" is a Python keyword).
 MODULES = {"import": "import_cmd"}
 

@@ -15,7 +15,10 @@ import argparse
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("play", help="publish a bag's topics with /clock (ros2 bag play without rosbag2)",
                        description=__doc__.splitlines()[0])
-    p.add_argument("--bag", required=True, metavar="PATH", help="rosbag2 directory (mcap or sqlite3) or .mcap file")
+    p.add_argument("--bag", required=True, metavar="PATH",
+                   help="rosbag2 directory (mcap or sqlite3 storage), or a single .mcap or .db3 file")
+    p.add_argument("--depth", type=int, default=10, metavar="N",
+                   help="publisher history depth (default: 10; /tf_static keeps at least 100, transient-local)")
     p.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default: 1.0 = recorded rate)")
     p.add_argument("--loop", action="store_true", help="start over at the end (the clock jumps back)")
     p.add_argument("--topics", nargs="+", metavar="TOPIC", help="only these topics (default: all)")
@@ -36,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.rate > 0:
         raise ValueError(f"--rate: expected a positive factor, got {args.rate}")
+    if args.depth < 1:
+        raise ValueError(f"--depth: expected a publisher history depth >= 1, got {args.depth}")
     # Ctrl-C / SIGTERM end playback through the stop event: a KeyboardInterrupt raised inside a
     # threading wait would leave its lock inconsistent and print a traceback.
     stop = threading.Event()
@@ -43,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         stats = play_bag(args.bag, rate=args.rate, loop=args.loop, topics=args.topics, clock=not args.no_clock,
-                         clock_rate=args.clock_rate, delay=args.delay, stop_event=stop)
+                         clock_rate=args.clock_rate, delay=args.delay, stop_event=stop, depth=args.depth)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

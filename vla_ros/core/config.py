@@ -26,6 +26,7 @@ __all__ = [
     "ReplayConfig",
     "RobotConfig",
     "SafetyConfig",
+    "SimConfig",
     "StateMapConfig",
     "SyncConfig",
     "VlaConfig",
@@ -60,6 +61,20 @@ class RobotConfig:
     instruction_topic: str = param("/instruction", "std_msgs/String instruction topic (transient-local).")
     base_frame: str = param("base_link", "Frame of end-effector poses and commands.")
     ee_frame: str = param("tool0", "End-effector frame name (child frame of the pose).")
+    ee_pose_source: str = param(
+        "auto", "Where the end-effector pose comes from: topic (robot.ee_pose_topic, PoseStamped), tf (the chain "
+        "robot.base_frame -> robot.ee_frame in robot.tf_topic / robot.tf_static_topic), fk (forward kinematics of "
+        "robot.urdf or the bag's robot.robot_description_topic from the joint states; replay only, needs the pin "
+        "package), auto (the topic when a bag has it, else TF).", choices=("auto", "topic", "tf", "fk"),
+    )
+    urdf: str = param("", "URDF file for robot.ee_pose_source fk ('' = the bag's robot.robot_description_topic).")
+    robot_description_topic: str = param("/robot_description", "std_msgs/String topic holding the URDF (latched).")
+    tf_topic: str = param("/tf", "tf2_msgs/TFMessage topic of the dynamic transforms.")
+    tf_static_topic: str = param("/tf_static", "tf2_msgs/TFMessage topic of the static transforms (transient-local).")
+    tf_cache_time: float = param(10.0, "How long dynamic transforms are kept for lookups (s).", min=0.1)
+    tf_max_extrapolation: float = param(
+        0.05, "How far past a link's first/newest stamp a lookup may use that sample; further is refused (s).", min=0.0,
+    )
 
     def check(self) -> None:
         if not self.camera_names:
@@ -447,7 +462,41 @@ class ReplayConfig:
         False, "Also write an mcap bag with the inputs, the predicted chunks and the executor commands (Foxglove)."
     )
     output_prefix: str = param("/replay", "Topic prefix of the predictions and commands in the output bag.")
+    clamp_warning_fraction: float = param(
+        0.05, "Warn when more than this fraction of a lane's ticks were clamped by a safety limit.", min=0.0, max=1.0,
+    )
     out_dir: str = param("out/eval", "Directory of metrics.json, the plots, index.html and the output bag.")
+
+
+@dataclass
+class SimConfig:
+    """The MuJoCo tabletop simulation (`sim_node`, `vla-ros run --sim`, sim-eval); see docs/sim.md, docs/launch.md."""
+
+    task: str = param("reach", "Simulated task.", choices=("reach", "push", "pick"))
+    seed: int = param(0, "Seed of the task's randomised object positions.", min=0)
+    image_size: int = param(128, "Side of the square camera renders (px).", min=16, max=1024)
+    physics_dt: float = param(0.002, "MuJoCo physics time step (s).", min=0.0005, max=0.01)
+    real_time_factor: float = param(
+        1.0, "sim_node: sim seconds per wall second (1 = real time, 2 = twice as fast); 0 = as fast as the "
+        "machine can step and render (only when the policy and executor keep up: their commands arrive later in sim "
+        "time).", min=0.0, max=100.0,
+    )
+    clock_rate: float = param(
+        100.0, "sim_node: sim-time ticks per sim second: the world is stepped, /clock, joint states and the EE pose "
+        "are published once per tick (keep it >= executor.control_rate, or the control timer ticks less often).",
+        min=10.0, max=2000.0,
+    )
+    camera_rate: float = param(
+        10.0, "sim_node: camera frames per sim second (each camera is rendered only then).", gt=0.0, max=100.0,
+    )
+    task_state_topic: str = param(
+        "sim/task_state", "sim_node: std_msgs/String topic with the task state as JSON (success, distance, ...) "
+        "('' = not published).",
+    )
+    episode_seconds: float = param(
+        0.0, "sim-eval: longest episode (sim s); it ends earlier on success. 0 = the task's default (reach 10, "
+        "push 20, pick 15).", min=0.0, max=600.0,
+    )
 
 
 @dataclass
@@ -460,6 +509,7 @@ class VlaConfig:
     executor: ExecutorConfig = section(ExecutorConfig, "Chunk execution.")
     safety: SafetyConfig = section(SafetyConfig, "Safety limits.")
     replay: ReplayConfig = section(ReplayConfig, "Offline evaluation on recorded bags.")
+    sim: SimConfig = section(SimConfig, "MuJoCo closed-loop simulation.")
 
     def to_dict(self) -> dict[str, Any]:
         return schema.to_dict(self)

@@ -8,6 +8,7 @@ leaves this module.
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Any, Sequence
 
@@ -19,6 +20,8 @@ from vla_ros.core.types import ActionChunk, ActionMode, EEPose
 # encoding -> channels of the raw pixels
 RAW_ENCODINGS: dict[str, int] = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8UC1": 1, "8UC3": 3}
 SUPPORTED_ENCODINGS = tuple(RAW_ENCODINGS)
+# CompressedImage codecs (the words image_transport puts in ``format``)
+COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
 
 
 # A quaternion on the wire must be a unit quaternion to this tolerance; anything else (norm 7, a
@@ -26,8 +29,42 @@ SUPPORTED_ENCODINGS = tuple(RAW_ENCODINGS)
 QUATERNION_NORM_TOLERANCE = 1e-3
 
 
+class Problem(str, enum.Enum):
+    """What is wrong with an input message: the code a `MessageError` carries, so callers (the
+    observation builder's problem counts, the report's labels) never match the error's wording."""
+
+    STAMP = "stamp"
+    ENCODING = "encoding"
+    SIZE = "size"
+    TOO_LARGE = "too_large"
+    NONFINITE = "nonfinite"
+    QUATERNION = "quaternion"
+    MISSING_JOINT = "missing_joint"
+    DUPLICATE_JOINT = "duplicate_joint"
+    FRAME = "frame"
+    IMPLAUSIBLE = "implausible"
+    DECODE = "decode"
+    INSTRUCTION = "instruction"
+    STALE = "stale"
+    CLOCK = "clock"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    def __hash__(self) -> int:  # interchangeable with its value as a dict key ("stamp")
+        return hash(self.value)
+
+
 class MessageError(ValueError):
-    """A message cannot be turned into an observation / chunk; the text names the field."""
+    """A message cannot be turned into an observation / chunk; the text names the field, ``code``
+    (a `Problem`) says what kind of problem it is."""
+
+    def __init__(self, text: str, code: Problem = Problem.SIZE):
+        super().__init__(text)
+        self.code = Problem(code)
 
 
 class ChunkTooLong(MessageError):
@@ -40,7 +77,7 @@ def _check_unit(norms: np.ndarray, field: str) -> None:
         i = int(bad[0])
         where = f"step {i} has norm" if norms.shape[0] > 1 else "got norm"
         raise MessageError(f"{field}.orientation: expected finite unit quaternions (x, y, z, w) with norm 1 +- "
-                           f"{QUATERNION_NORM_TOLERANCE}; {where} {float(norms[i]):.6g}")
+                           f"{QUATERNION_NORM_TOLERANCE}; {where} {float(norms[i]):.6g}", Problem.QUATERNION)
 
 
 def stamp_to_sec(stamp: Any) -> float:
@@ -72,7 +109,8 @@ def check_image(msg: Any, topic: str = "image") -> int:
     encoding = str(msg.encoding)
     if encoding not in RAW_ENCODINGS:
         raise MessageError(
-            f"{topic}: encoding {encoding!r} is not supported; expected one of {', '.join(SUPPORTED_ENCODINGS)}"
+            f"{topic}: encoding {encoding!r} is not supported; expected one of {', '.join(SUPPORTED_ENCODINGS)}",
+            Problem.ENCODING,
         )
     channels = RAW_ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
@@ -112,22 +150,66 @@ def image_to_rgb(msg: Any, topic: str = "image") -> np.ndarray:
     return _to_rgb(rows.reshape(height, width, channels), str(msg.encoding))
 
 
+def _check_compressed_format(fmt: str, topic: str) -> None:
+    """Refuse a CompressedImage format we cannot turn into RGB (depth, or a codec other than jpeg/png).
+
+    image_transport writes e.g. ``"jpeg"``, ``"png"`` or ``"bgr8; jpeg compressed bgr8"``; an empty
+    format is decoded by its content.
+    """
+    tokens = {t.strip().lower() for t in fmt.replace(";", " ").split()}
+    if "compresseddepth" in tokens or (tokens and not tokens & set(COMPRESSED_FORMATS)):
+        raise MessageError(f"{topic}: format: {fmt!r} is not supported; expected a jpeg or png colour image "
+                           f"(image_transport 'compressed')", Problem.ENCODING)
+
+
 def compressed_image_to_rgb(msg: Any, topic: str = "image") -> np.ndarray:
     """sensor_msgs/CompressedImage (jpeg/png) -> HxWx3 uint8 RGB."""
     import cv2  # local import: only needed for compressed transport
 
+    _check_compressed_format(str(msg.format), topic)
     buf = _as_uint8_buffer(msg.data)
     if buf.size == 0:
-        raise MessageError(f"{topic}: data: empty compressed image (format {msg.format!r})")
+        raise MessageError(f"{topic}: data: empty compressed image (format {msg.format!r})", Problem.DECODE)
     bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if bgr is None:
-        raise MessageError(f"{topic}: data: cannot decode compressed image of format {msg.format!r}; expected jpeg or png")
+        raise MessageError(f"{topic}: data: cannot decode compressed image of format {msg.format!r}; expected jpeg or png",
+                           Problem.DECODE)
     return np.ascontiguousarray(bgr[..., ::-1])
 
 
-def joint_positions(msg: Any, joint_names: Sequence[str], topic: str = "joint_states") -> np.ndarray:
-    """sensor_msgs/JointState -> positions in `joint_names` order (float64). Missing/NaN -> MessageError."""
+def decode_image(msg: Any, topic: str = "image") -> np.ndarray:
+    """sensor_msgs/Image or sensor_msgs/CompressedImage (rclpy or rosbags) -> HxWx3 uint8 RGB.
+
+    The one image decoder of the nodes and the replay: raw encodings in SUPPORTED_ENCODINGS, jpeg
+    and png compressed images; anything else raises MessageError naming the topic and field.
+    """
+    if hasattr(msg, "format"):  # only CompressedImage has it
+        return compressed_image_to_rgb(msg, topic)
+    return image_to_rgb(msg, topic)
+
+
+def joint_names_of(msg: Any, order: Sequence[str] = (), topic: str = "joint_states") -> list[str]:
+    """The joint names of a JointState. Some drivers publish an empty ``name`` list: its positions are
+    then taken in `order` (``robot.joint_names``) when the lengths match; otherwise MessageError."""
     names = list(msg.name)
+    if names:
+        return names
+    n = len(msg.position)
+    if order and n == len(order):
+        return list(order)
+    if not order:
+        raise MessageError(f"{topic}: name: empty, and robot.joint_names is empty; set robot.joint_names to the "
+                           f"order of the {n} positions to map them by position", Problem.MISSING_JOINT)
+    raise MessageError(f"{topic}: name: empty, and the message has {n} positions where robot.joint_names has "
+                       f"{len(order)} ({', '.join(order)}); cannot map them by position", Problem.MISSING_JOINT)
+
+
+def joint_positions(msg: Any, joint_names: Sequence[str], topic: str = "joint_states",
+                    order: Sequence[str] = ()) -> np.ndarray:
+    """sensor_msgs/JointState -> positions in `joint_names` order (float64). Missing/NaN -> MessageError.
+
+    `order`: the names of the positions when the message's ``name`` is empty (`joint_names_of`)."""
+    names = joint_names_of(msg, order, topic)
     pos = msg.position
     positions = pos.tolist() if isinstance(pos, np.ndarray) else [float(v) for v in pos]  # plain floats: cheaper
     if len(positions) != len(names):
@@ -135,14 +217,16 @@ def joint_positions(msg: Any, joint_names: Sequence[str], topic: str = "joint_st
     index = {n: i for i, n in enumerate(names)}
     if len(index) != len(names):
         dups = sorted({n for n in names if names.count(n) > 1})
-        raise MessageError(f"{topic}: name: duplicate joint name(s) {', '.join(dups)}; expected each joint once")
+        raise MessageError(f"{topic}: name: duplicate joint name(s) {', '.join(dups)}; expected each joint once",
+                           Problem.DUPLICATE_JOINT)
     missing = [j for j in joint_names if j not in index]
     if missing:
-        raise MessageError(f"{topic}: name: joint(s) {', '.join(missing)} missing; message has {', '.join(names) or 'no joints'}")
+        raise MessageError(f"{topic}: name: joint(s) {', '.join(missing)} missing; message has {', '.join(names) or 'no joints'}",
+                           Problem.MISSING_JOINT)
     values = [positions[index[j]] for j in joint_names]
     bad = [j for j, v in zip(joint_names, values) if not math.isfinite(v)]
     if bad:
-        raise MessageError(f"{topic}: position: joint(s) {', '.join(bad)} are NaN or inf")
+        raise MessageError(f"{topic}: position: joint(s) {', '.join(bad)} are NaN or inf", Problem.NONFINITE)
     return np.array(values, dtype=np.float64)
 
 
@@ -155,7 +239,8 @@ def pose_to_ee(pose: Any, frame_id: str = "", topic: str = "pose") -> EEPose:
             _check_unit(np.array([math.sqrt(float(quat @ quat))]), "pose")
         return EEPose(np.array([p.x, p.y, p.z]), quat, frame_id)
     except ValueError as exc:
-        raise MessageError(f"{topic}: {exc}") from exc
+        code = exc.code if isinstance(exc, MessageError) else Problem.NONFINITE
+        raise MessageError(f"{topic}: {exc}", code) from exc
 
 
 def chunk_from_msg(msg: Any, topic: str = "action_chunk", max_steps: int | None = None) -> ActionChunk:
@@ -175,7 +260,7 @@ def chunk_from_msg(msg: Any, topic: str = "action_chunk", max_steps: int | None 
     pos = np.array([[p.position.x, p.position.y, p.position.z] for p in msg.poses], dtype=np.float64)
     quat = np.array([[p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w] for p in msg.poses])
     if not np.all(np.isfinite(quat)):
-        raise MessageError(f"{topic}: poses.orientation: expected finite unit quaternions (x, y, z, w)")
+        raise MessageError(f"{topic}: poses.orientation: expected finite unit quaternions (x, y, z, w)", Problem.NONFINITE)
     _check_unit(np.linalg.norm(quat, axis=1), f"{topic}: poses")
     actions = np.concatenate([pos, quat_to_rotvec(quat_normalize(quat)), np.asarray(msg.gripper, np.float64)[:, None]], axis=1)
     frame = str(msg.header.frame_id)
@@ -194,4 +279,5 @@ def chunk_from_msg(msg: Any, topic: str = "action_chunk", max_steps: int | None 
             observation_age=float(msg.observation_age),
         )
     except ValueError as exc:
-        raise MessageError(f"{topic}: {exc}") from exc
+        code = exc.code if isinstance(exc, MessageError) else Problem.NONFINITE
+        raise MessageError(f"{topic}: {exc}", code) from exc

@@ -53,7 +53,7 @@ import numpy as np
 from vla_ros.core import msg_decode
 from vla_ros.core.config import ConfigError, RobotConfig, SafetyConfig, VlaConfig
 from vla_ros.core.executor.plausibility import PoseMonitor
-from vla_ros.core.msg_decode import MessageError
+from vla_ros.core.msg_decode import MessageError, Problem
 from vla_ros.core.sync import ApproximateTimeSynchronizer, StampError, SyncedSet
 from vla_ros.core.types import ActionMode, Observation
 
@@ -61,9 +61,8 @@ JOINT_STATE = "joint_state"
 EE_POSE = "ee_pose"
 CLOCK_JUMP = 0.1  # [s] `now` going back by more than this = the clock was reset (sim restart, bag loop)
 
-# Problem codes (InputProblem.code)
-CODES = ("stamp", "encoding", "size", "too_large", "nonfinite", "quaternion", "missing_joint", "duplicate_joint", "frame",
-         "implausible", "decode", "instruction", "stale", "clock")
+# Problem codes (InputProblem.code): msg_decode.Problem, a str enum (its values compare equal to these names)
+CODES = tuple(p.value for p in Problem)
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers (they carry the image size); C4 (DHT), C8 (JPG), CC (DAC) are not frames.
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -276,7 +275,6 @@ class ObservationBuilder:
         eager: bool = False,
         instruction: str = "",
         allow_empty_instruction: bool = False,
-        decode_image: Callable[[Any, str], np.ndarray] | None = None,
         on_problem: Callable[[InputProblem], None] | None = None,
         max_image_pixels: int | None = None,
         max_instruction_length: int | None = None,
@@ -292,7 +290,6 @@ class ObservationBuilder:
         self.pose_monitor = PoseMonitor(safety) if safety is not None else None
         self._instruction_refused = ""  # why the last instruction was refused ("" = it was not)
         self.allow_empty_instruction = bool(allow_empty_instruction)
-        self._decode_raw = decode_image or msg_decode.image_to_rgb
         self.on_problem = on_problem
         self.topics = spec.inputs()
         self.sync = ApproximateTimeSynchronizer(
@@ -376,7 +373,7 @@ class ObservationBuilder:
             self._instruction = text
             self._instruction_refused = refused
         if refused:
-            self._problem(self.spec.instruction_topic or "policy.instruction", "instruction", refused)
+            self._problem(self.spec.instruction_topic or "policy.instruction", Problem.INSTRUCTION, refused)
             return False
         return changed
 
@@ -393,7 +390,7 @@ class ObservationBuilder:
                     self.pose_monitor = PoseMonitor(self.safety)
         if jumped:
             self._problem(
-                "clock", "clock", f"ROS time jumped back by {back:.3f} s: synchronizer reset (sim restart or bag loop?)", "none"
+                "clock", Problem.CLOCK, f"ROS time jumped back by {back:.3f} s: synchronizer reset (sim restart or bag loop?)", "none"
             )
 
     def _header_stamp(self, msg: Any, topic: str, now: float) -> tuple[float, int] | InputProblem:
@@ -401,16 +398,16 @@ class ObservationBuilder:
             stamp = msg.header.stamp
             ns = _stamp_ns(stamp)
         except (AttributeError, TypeError, ValueError):
-            return self._problem(topic, "stamp", f"{topic}: header.stamp: expected builtin_interfaces/Time, got none")
+            return self._problem(topic, Problem.STAMP, f"{topic}: header.stamp: expected builtin_interfaces/Time, got none")
         if ns == 0:
-            return self._problem(topic, "stamp", f"{topic}: header.stamp: expected the capture time, got 0 (unset stamp)")
+            return self._problem(topic, Problem.STAMP, f"{topic}: header.stamp: expected the capture time, got 0 (unset stamp)")
         t = msg_decode.stamp_to_sec(stamp)
         ahead = t - now
         # Further ahead than slop, the message would block its input (stamps may not go back)
         # until the clock caught up with it: refuse it instead.
         if ahead > self.slop and math.isfinite(now):
             return self._problem(
-                topic, "stamp",
+                topic, Problem.STAMP,
                 f"{topic}: header.stamp: {ahead:.3f} s ahead of the ROS clock; expected at most sync.slop = "
                 f"{self.slop:g} s ahead (are the machines' clocks synchronised?)",
             )
@@ -434,7 +431,7 @@ class ObservationBuilder:
                             self.stats.dropped_superseded += 1
                         self._pending = out
         if err:
-            return self._problem(topic, "stamp", f"{topic}: {err}; message ignored")
+            return self._problem(topic, Problem.STAMP, f"{topic}: {err}; message ignored")
         if out is not None and stale:
             return self._stale(out, now)
         return None
@@ -444,7 +441,7 @@ class ObservationBuilder:
         topic = self.topics[name]
         age = now - synced.items[name].stamp
         return self._problem(
-            topic, "stale",
+            topic, Problem.STALE,
             f"{topic}: observation dropped: header.stamp is {age:.3f} s old, expected at most sync.max_age = {self.max_age:g} s",
             "dropped",
         )
@@ -467,7 +464,7 @@ class ObservationBuilder:
                 size = compressed_image_size(msg.data)
                 if size is None:
                     return self._problem(
-                        topic, "decode",
+                        topic, Problem.DECODE,
                         f"{topic}: data: no PNG or JPEG header (format {msg.format!r}); expected jpeg or png bytes",
                     )
             else:
@@ -478,8 +475,7 @@ class ObservationBuilder:
             if not compressed:
                 msg_decode.check_image(msg, topic)
         except MessageError as exc:
-            code = "encoding" if "encoding" in str(exc) else "size"
-            return self._problem(topic, code, str(exc))
+            return self._problem(topic, exc.code, str(exc))
         return self._queue(name, topic, st[0], (st[1], msg, compressed), now)
 
     def _too_large(self, topic: str, size: tuple[int, int], where: str) -> InputProblem | None:
@@ -489,7 +485,7 @@ class ObservationBuilder:
         if limit is None or h * w <= limit:
             return None
         return self._problem(
-            topic, "too_large",
+            topic, Problem.TOO_LARGE,
             f"{topic}: image of {w}x{h} = {h * w} pixels ({where}) refused; expected at most "
             f"sync.max_image_pixels = {limit}",
         )
@@ -504,31 +500,28 @@ class ObservationBuilder:
         if isinstance(st, InputProblem):
             return st
         names = self._joint_names
+        order = self.spec.joint_names  # an empty `name` list is mapped by position in this order
         if names is None:
+            if not len(msg.name):
+                return self._problem(topic, Problem.MISSING_JOINT, f"{topic}: name: empty, and robot.joint_names is empty; "
+                                     "set robot.joint_names to map the positions by position")
             names = tuple(n for n in msg.name if n != self.spec.gripper_joint)
             if not names:
-                return self._problem(topic, "missing_joint", f"{topic}: name: expected arm joints, got {list(msg.name)}")
+                return self._problem(topic, Problem.MISSING_JOINT, f"{topic}: name: expected arm joints, got {list(msg.name)}")
         try:
-            positions = msg_decode.joint_positions(msg, names, topic)
-            gripper = self._gripper(msg, topic)
+            positions = msg_decode.joint_positions(msg, names, topic, order)
+            gripper = self._gripper(msg, topic, order)
         except MessageError as exc:
-            text = str(exc)
-            if "duplicate" in text:
-                code = "duplicate_joint"
-            elif "missing" in text:
-                code = "missing_joint"
-            else:
-                code = "nonfinite" if "NaN" in text else "size"
-            return self._problem(topic, code, text)
+            return self._problem(topic, exc.code, str(exc))
         if self._joint_names is None:
             self._joint_names = names
         return self._queue(JOINT_STATE, topic, st[0], (st[1], positions, gripper), now)
 
-    def _gripper(self, msg: Any, topic: str) -> float | None:
+    def _gripper(self, msg: Any, topic: str, order: tuple[str, ...] = ()) -> float | None:
         g = self.spec.gripper_joint
         if not g:
             return None
-        raw = msg_decode.joint_positions(msg, [g], topic)[0]  # MessageError if missing / NaN
+        raw = msg_decode.joint_positions(msg, [g], topic, order)[0]  # MessageError if missing / NaN
         norm = (raw - self.spec.gripper_closed) / (self.spec.gripper_open - self.spec.gripper_closed)
         return float(min(1.0, max(0.0, norm)))
 
@@ -549,20 +542,19 @@ class ObservationBuilder:
         base = self.spec.base_frame
         if frame and base and frame != base:
             return self._problem(
-                topic, "frame", f"{topic}: header.frame_id: expected {base!r} (robot.base_frame) or empty, got {frame!r}"
+                topic, Problem.FRAME, f"{topic}: header.frame_id: expected {base!r} (robot.base_frame) or empty, got {frame!r}"
             )
         pose = decoded
         if pose is None:
             try:
                 pose = msg_decode.pose_to_ee(msg.pose, frame or base, topic)
             except MessageError as exc:
-                text = str(exc)
-                return self._problem(topic, "quaternion" if "unit quaternion" in text else "nonfinite", text)
+                return self._problem(topic, exc.code, str(exc))
         monitor = self.pose_monitor
         if monitor is not None:
             why = monitor.update(pose, st[0])
             if why:
-                return self._problem(topic, "implausible", f"{topic}: {why}; pose refused")
+                return self._problem(topic, Problem.IMPLAUSIBLE, f"{topic}: {why}; pose refused")
         return self._queue(EE_POSE, topic, st[0], (st[1], pose), now)
 
     # ------------------------------------------------------------------ output
@@ -601,7 +593,7 @@ class ObservationBuilder:
         if refused or (not instruction and not self.allow_empty_instruction):
             topic = self.spec.instruction_topic or "policy.instruction"
             self._problem(
-                topic, "instruction",
+                topic, Problem.INSTRUCTION,
                 refused + "; no chunks until a valid instruction arrives" if refused else
                 f"{topic}: instruction is empty; expected a non-empty std_msgs/String on {topic} (transient-local) "
                 f"or the policy.instruction parameter (policy.allow_empty_instruction allows none)",
@@ -612,12 +604,9 @@ class ObservationBuilder:
         for cam in self.spec.cameras:
             _, msg, compressed = synced.items[camera_input(cam.name)].value
             try:
-                if compressed:
-                    img = msg_decode.compressed_image_to_rgb(msg, cam.topic)
-                else:
-                    img = self._decode_raw(msg, cam.topic)
+                img = msg_decode.decode_image(msg, cam.topic)
             except MessageError as exc:
-                self._problem(cam.topic, "decode", str(exc))
+                self._problem(cam.topic, Problem.DECODE, str(exc))
                 return None
             if compressed and self._too_large(cam.topic, img.shape[:2], "decoded") is not None:
                 return None  # the header said otherwise; never hand such an image on
@@ -638,7 +627,7 @@ class ObservationBuilder:
                 stamp=synced.stamp, images=images, joint_positions=joints, ee_pose=ee, gripper=gripper, instruction=instruction
             )
         except ValueError as exc:
-            self._problem(self.spec.pivot.topic, "decode", f"{self.spec.pivot.topic}: {exc}")
+            self._problem(self.spec.pivot.topic, Problem.DECODE, f"{self.spec.pivot.topic}: {exc}")
             return None
         with self._lock:
             self.stats.taken += 1

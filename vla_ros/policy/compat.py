@@ -18,6 +18,10 @@ from vla_ros.core.config import ConfigError, PolicyConfig, RobotConfig
 from vla_ros.policy import adapters
 from vla_ros.policy.base import PolicyMetadata
 
+# How each io.image_resize reads in the compatibility report.
+_RESIZE_WORDS = {"bilinear": "resize with pad, bilinear", "bilinear_top_left": "resize with pad on the top and left, bilinear",
+                 "antialias": "antialiased"}
+
 
 def _policy_name(meta: PolicyMetadata) -> str:
     return f"policy {meta.policy_type!r}" + (f" (checkpoint {meta.checkpoint_id})" if meta.checkpoint_id else "")
@@ -158,7 +162,7 @@ def compatibility_report(meta: PolicyMetadata, robot: RobotConfig, policy: Polic
     h, w = mapped.image_size
     resize = extra.get("image_resize")
     lines.append(f"  image size: the policy sees {h}x{w} px; every camera image is resized to it"
-                 + (f" ({'resize with pad, bilinear' if resize == 'bilinear' else 'antialiased'})" if resize else ""))
+                 + (f" ({_RESIZE_WORDS.get(resize, resize)})" if resize else ""))
     if extra.get("state_parts"):
         state = f"{extra['state_map']} (policy.state_map)"
     elif mapped.state_source == "none":

@@ -9,8 +9,9 @@ training batch can hold thousands of images compactly.
 Pretrained openpi / LeRobot checkpoints saw images resized differently (config
 ``io.image_resize: bilinear``): float [0, 1] pixels, bilinear without antialias, sizes truncated
 (``int(h / ratio)``), clamped to [0, 1], zero-padded centred with the odd pixel at the bottom/right
-(`resize_with_pad_float`, a copy of their ``resize_with_pad_torch``). Those images stay float32,
-because rounding them back to uint8 would lose the reference's numbers.
+(`resize_with_pad_float`, a copy of their ``resize_with_pad_torch``). SmolVLA pads on the top and
+left instead and does not clamp (``bilinear_top_left``, `resize_with_pad_top_left`). Those images
+stay float32, because rounding them back to uint8 would lose the reference's numbers.
 """
 
 from __future__ import annotations
@@ -46,6 +47,27 @@ def resize_with_pad(image: torch.Tensor, size: int, pad_value: int = 0) -> torch
     return out
 
 
+def resize_with_pad_top_left(images: torch.Tensor, size: int) -> torch.Tensor:
+    """float [..., 3, H, W] in [0, 1] -> float32 [..., 3, size, size], SmolVLA's resize-with-pad.
+
+    The same sizes as `resize_with_pad_float` (ratio = max(W / size, H / size), truncated), bilinear
+    without antialias, NOT clamped, and the padding (zeros) all on the top and the left: the image
+    sits in the bottom-right corner. An image already at size x size is returned as it is.
+    """
+    if images.dim() < 3 or images.shape[-3] != 3:
+        raise ValueError(f"resize_with_pad_top_left: expected [..., 3, H, W], got {tuple(images.shape)}")
+    lead = images.shape[:-3]
+    x = images.reshape(-1, *images.shape[-3:]).to(torch.float32)
+    h, w = x.shape[-2:]
+    if (h, w) == (size, size):
+        return x.reshape(*lead, 3, size, size)
+    ratio = max(w / size, h / size)
+    nh, nw = int(h / ratio), int(w / ratio)
+    x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False)
+    x = F.pad(x, (max(0, size - nw), 0, max(0, size - nh), 0), mode="constant", value=0.0)
+    return x.reshape(*lead, 3, size, size)
+
+
 def resize_with_pad_float(images: torch.Tensor, size: int) -> torch.Tensor:
     """float [..., 3, H, W] in [0, 1] -> float32 [..., 3, size, size], openpi/LeRobot's resize-with-pad.
 
@@ -67,6 +89,9 @@ def resize_with_pad_float(images: torch.Tensor, size: int) -> torch.Tensor:
     return x.reshape(*lead, 3, size, size)
 
 
+_FLOAT_RESIZES = {"bilinear": resize_with_pad_float, "bilinear_top_left": resize_with_pad_top_left}
+
+
 class ImagePreprocessor:
     """Observation images -> ([C, 3, S, S], present mask [C]) on `device`, cameras in `cameras` order.
 
@@ -75,21 +100,22 @@ class ImagePreprocessor:
     """
 
     def __init__(self, cameras: Sequence[str], size: int, device: str | torch.device = "cpu", resize: str = "antialias"):
-        if resize not in ("antialias", "bilinear"):
-            raise ValueError(f"image_resize: expected 'antialias' or 'bilinear', got {resize!r}")
+        if resize not in _FLOAT_RESIZES and resize != "antialias":
+            raise ValueError(f"image_resize: expected 'antialias', 'bilinear' or 'bilinear_top_left', got {resize!r}")
         self.cameras = tuple(cameras)
         self.size = int(size)
         self.device = torch.device(device)
         self.resize = resize
         self.dtype = torch.uint8 if resize == "antialias" else torch.float32
+        self._float_resize = _FLOAT_RESIZES.get(resize)
 
     def image(self, rgb: np.ndarray) -> torch.Tensor:
         """One HxWx3 uint8 RGB image -> [3, S, S] on the device (uint8, or float32 for 'bilinear')."""
         if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
             raise ValueError(f"image: expected HxWx3 uint8 RGB, got {getattr(rgb, 'shape', None)} {getattr(rgb, 'dtype', type(rgb))}")
         t = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device, non_blocking=True)  # one uint8 upload
-        if self.resize == "bilinear":
-            return resize_with_pad_float(t.permute(2, 0, 1).to(torch.float32) / 255.0, self.size)
+        if self._float_resize is not None:
+            return self._float_resize(t.permute(2, 0, 1).to(torch.float32) / 255.0, self.size)
         return resize_with_pad(t.permute(2, 0, 1), self.size)
 
     def batch(self, images: Mapping[str, torch.Tensor], batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,8 +130,8 @@ class ImagePreprocessor:
             if img.dim() != 4 or img.shape[0] != batch_size or img.shape[1] != 3 or not img.is_floating_point():
                 raise ValueError(f"images[{name!r}]: expected float [{batch_size}, 3, H, W] in [0, 1], got {tuple(img.shape)} {img.dtype}")
             img = img.to(self.device)
-            if self.resize == "bilinear":
-                out[:, i] = resize_with_pad_float(img, self.size)
+            if self._float_resize is not None:
+                out[:, i] = self._float_resize(img, self.size)
             else:
                 u8 = (img.clamp(0, 1) * 255.0).round().to(torch.uint8)
                 out[:, i] = torch.stack([resize_with_pad(x, self.size) for x in u8])

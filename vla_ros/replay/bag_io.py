@@ -32,9 +32,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from vla_ros.core.msg_decode import sec_to_sec_nanosec
-from vla_ros.core.rotations import rotvec_to_quat
-from vla_ros.core.types import ActionChunk, ActionMode
+from vla_ros.core.msg_encode import MessageEncoder
 
 VLA_MSG_TYPES = ("ActionChunk", "PolicyStatus", "ExecutorStatus")
 STORAGES = ("mcap", "sqlite3")
@@ -50,7 +48,19 @@ FLOAT64_TYPES = ("std_msgs/msg/Float64",)
 
 
 class BagError(ValueError):
-    """A bag cannot be read or used; the text names the bag and what is wrong."""
+    """A bag cannot be read or used; the text names the bag and what is wrong. ``notes``: what the
+    bag's reading noticed before the error (e.g. no metadata.yaml), kept for the skip report."""
+
+    notes: tuple[str, ...] = ()
+
+
+TOPIC_LIST_LIMIT = 12  # topics named in an error; the rest are counted
+
+
+def modern_type_name(msgtype: str) -> str:
+    """'sensor_msgs/Image' (ROS 2 before Eloquent, ROS 1 habits) -> 'sensor_msgs/msg/Image'; others unchanged."""
+    parts = msgtype.split("/")
+    return f"{parts[0]}/msg/{parts[1]}" if len(parts) == 2 and all(parts) else msgtype
 
 
 # ---------------------------------------------------------------------------------------- types
@@ -183,6 +193,11 @@ def _read_errors() -> tuple[type[BaseException], ...]:
     return tuple(errs)
 
 
+def _no_database(text: str, mcap: bool) -> str:
+    """rosbags calls every storage file a database; an mcap is not one."""
+    return text.replace("database files", "storage files").replace("database", "file") if mcap else text
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text if type(exc).__name__ in text else f"{text} ({type(exc).__name__})"
@@ -196,6 +211,14 @@ class Bag:
         self.notes: list[str] = []  # things worth telling the user (e.g. read without metadata.yaml)
         self.truncated = ""  # why the last `messages` pass stopped early ("" = it did not)
         self.storage = ""
+        self.recovered = False  # read by bag_recovery (an interrupted recording), see `notes`
+        try:
+            self._open()
+        except BagError as exc:  # what was noticed before the error stays with it (skip report)
+            exc.notes = tuple(self.notes)
+            raise
+
+    def _open(self) -> None:
         target = self._locate()
         from rosbags.rosbag2 import Reader
 
@@ -206,15 +229,19 @@ class Bag:
         except FileNotFoundError as exc:
             raise BagError(f"bag {self.path}: {exc}") from None
         except errors as exc:
-            raise BagError(f"bag {self.path}: cannot open: {_describe(exc)} (truncated or corrupt file?)") from None
+            self._reader = self._recover(target, exc)
+        self._check_serialization()
         self.typestore = make_typestore()
         conns = list(self._reader.connections)
-        self.unknown_types = _register_from_bag(self.typestore, conns)
+        # Pre-Eloquent type names ("sensor_msgs/Image") read as their modern ones ("sensor_msgs/msg/Image").
+        self._msgtypes = {c.msgtype: modern_type_name(c.msgtype) for c in conns}
+        self.unknown_types = _register_from_bag(self.typestore, [c._replace(msgtype=modern_type_name(c.msgtype))
+                                                                 for c in conns])
         self._conns = conns
         counts: dict[str, int] = {}
         types: dict[str, str] = {}
         for c in conns:
-            types.setdefault(c.topic, c.msgtype)
+            types.setdefault(c.topic, self._msgtypes[c.msgtype])
             counts[c.topic] = counts.get(c.topic, 0) + int(c.msgcount or 0)
         self.topics: dict[str, TopicInfo] = {
             t: TopicInfo(t, types[t], counts[t] if counts[t] or self.storage != "mcap-file" else -1) for t in types
@@ -257,6 +284,77 @@ class Bag:
             raise BagError(f"bag {p}: ROS 1 bags are not supported; expected a rosbag2 directory or a .mcap file")
         raise BagError(f"bag {p}: unrecognised file type {p.suffix!r}; expected a rosbag2 directory or a .mcap file")
 
+    def _storage_files(self, target: Path) -> list[Path]:
+        """The storage files of `target`; for a directory those metadata.yaml names (BagError if missing)."""
+        if not target.is_dir():
+            return [target]
+        import yaml
+
+        try:
+            meta = yaml.safe_load((target / "metadata.yaml").read_text(encoding="utf-8")) or {}
+            info = meta["rosbag2_bagfile_information"]
+            names = [str(n) for n in info.get("relative_file_paths", [])]
+            storage = str(info.get("storage_identifier", ""))
+            formats = {str(t.get("topic_metadata", {}).get("serialization_format", "cdr"))
+                       for t in info.get("topics_with_message_count", [])}
+        except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
+            raise BagError(f"bag {self.path}: metadata.yaml cannot be read: {_describe(exc)}") from None
+        if formats - {"cdr"}:
+            raise BagError(f"bag {self.path}: unsupported serialization format {', '.join(sorted(formats - {'cdr'}))} "
+                           "(metadata.yaml); only cdr, ROS 2's own, can be read")
+        files = [target / n for n in names]
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            present = sorted(p.name for p in target.iterdir() if p.suffix in (".mcap", ".db3"))
+            raise BagError(
+                f"bag {self.path}: metadata.yaml names the storage file{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)} ({storage or 'unknown'} storage), which {'are' if len(missing) > 1 else 'is'} "
+                f"not in the directory (it has {', '.join(present) or 'no .mcap or .db3 file'})"
+            )
+        return files
+
+    def _recover(self, target: Path, exc: BaseException):
+        """rosbags refused to open `target`: say exactly why, or read what an interrupted recording holds."""
+        from vla_ros.replay.bag_recovery import NotRos2Error, RecoveryError, recovery_reader, sniff_mcap_profile
+
+        text = _describe(exc)
+        files = self._storage_files(target)
+        if "serialization format" in text.lower():
+            raise BagError(f"bag {self.path}: unsupported serialization format: {text}; only cdr (ROS 2) is supported")
+        mcaps = [f for f in files if f.suffix == ".mcap"]
+        for f in mcaps:
+            profile = sniff_mcap_profile(f)
+            if profile is not None and profile != "ros2":
+                raise BagError(f"bag {self.path}: {f.name} is not a ROS 2 recording: its mcap profile is "
+                               f"{profile or 'empty'!r} (e.g. a JSON / Foxglove recording), not 'ros2' with CDR messages")
+        kind = "mcap file" if mcaps else "sqlite3 database"
+        try:
+            reader = recovery_reader(files)
+        except NotRos2Error as err:
+            raise BagError(f"bag {self.path}: not a ROS 2 recording: {err}") from None
+        except RecoveryError as err:
+            raise BagError(f"bag {self.path}: cannot open the {kind}: {_no_database(text, bool(mcaps))}; nothing "
+                           f"readable: {err} (truncated or corrupt file?)") from None
+        except (OSError, sqlite3.Error, ValueError) as err:
+            raise BagError(f"bag {self.path}: cannot open the {kind}: {_no_database(text, bool(mcaps))} "
+                           f"(corrupt file? {_describe(err)})") from None
+        cut = f"; {reader.stopped}" if reader.stopped else ""
+        self.notes.append(
+            f"bag {self.path}: the {kind} is incomplete ({_no_database(text, bool(mcaps))}; recording interrupted, "
+            f"truncated file?): evaluated up to the cut, {reader.covered}{cut}; the rest of the bag is skipped"
+        )
+        self.recovered = True
+        return reader
+
+    def _check_serialization(self) -> None:
+        bad = {c.topic: getattr(c.ext, "serialization_format", "cdr") for c in self._reader.connections}
+        bad = {t: f for t, f in bad.items() if f != "cdr"}
+        if bad:
+            self.close()
+            topic, fmt = next(iter(bad.items()))
+            raise BagError(f"bag {self.path}: unsupported serialization format {fmt!r} (topic {topic}"
+                           f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}); only cdr (ROS 2) is supported")
+
     def _count_if_unknown(self) -> int:
         """Files without a summary report 0 messages: count by reading (0 = really empty)."""
         n = 0
@@ -291,14 +389,32 @@ class Bag:
     def duration(self) -> float:
         return max(0.0, (self.end_ns - self.start_ns) * 1e-9)
 
-    def topic_list(self) -> str:
-        return ", ".join(f"{t.name} ({t.msgtype})" for t in sorted(self.topics.values(), key=lambda x: x.name)) or "none"
+    def topic_list(self, limit: int = TOPIC_LIST_LIMIT) -> str:
+        """'name (type), ...' of the bag's topics, at most `limit` of them (a real bag has hundreds)."""
+        items = [f"{t.name} ({t.msgtype})" for t in sorted(self.topics.values(), key=lambda x: x.name)]
+        more = f", and {len(items) - limit} more" if len(items) > limit else ""
+        return ", ".join(items[:limit]) + more if items else "none"
+
+    def image_like_topics(self, limit: int = 5) -> list[str]:
+        """Topics that look like camera streams by name or type (for the no-camera hint)."""
+        words = ("image", "camera", "rgb", "color", "depth", "compressed", "video")
+        found = [t.name + f" ({t.msgtype})" for t in sorted(self.topics.values(), key=lambda x: x.name)
+                 if any(w in t.name.lower() or w in t.msgtype.lower() for w in words)]
+        return found[:limit] + ([f"and {len(found) - limit} more"] if len(found) > limit else [])
 
     def require(self, wanted: Mapping[str, tuple[Sequence[str], str]]) -> None:
         """Check topics exist with an accepted type and are deserialisable; one BagError lists every problem.
 
         `wanted`: topic -> (accepted msg types (empty = any), what needs it, e.g. "robot.joint_state_topic").
         """
+        cams = [t for t, (types, _) in wanted.items() if set(types) & set(IMAGE_TYPES)]
+        if cams and not any(t.msgtype in IMAGE_TYPES for t in self.topics.values()):
+            like = self.image_like_topics()
+            raise BagError(
+                f"bag {self.path}: this bag has no sensor_msgs/Image or CompressedImage topic (robot.camera_topics: "
+                f"{', '.join(cams)}); " + (f"image-like topics: {', '.join(like)}" if like else
+                                           f"{len(self.topics)} topics, none image-like")
+            )
         problems = []
         for topic, (types, why) in wanted.items():
             info = self.topics.get(topic)
@@ -322,7 +438,8 @@ class Bag:
         is still used (the caller reports it).
         """
         wanted = None if topics is None else set(topics)
-        conns = [c for c in self._conns if (wanted is None or c.topic in wanted) and c.msgtype not in self.unknown_types]
+        modern = self._msgtypes
+        conns = [c for c in self._conns if (wanted is None or c.topic in wanted) and modern[c.msgtype] not in self.unknown_types]
         self.truncated = ""
         if not conns:
             return
@@ -334,7 +451,8 @@ class Bag:
         while True:
             try:
                 conn, t_ns, data = next(it)
-                msg = store.deserialize_cdr(data, conn.msgtype)
+                msgtype = modern[conn.msgtype]
+                msg = store.deserialize_cdr(data, msgtype)
             except StopIteration:
                 return
             except errors as exc:
@@ -347,12 +465,12 @@ class Bag:
                 return
             n += 1
             last_t = t_ns
-            yield BagMessage(conn.topic, conn.msgtype, t_ns * 1e-9, int(t_ns), msg, data if raw else None)
+            yield BagMessage(conn.topic, msgtype, t_ns * 1e-9, int(t_ns), msg, data if raw else None)
 
     def connection_for(self, topic: str):
         for c in self._conns:
             if c.topic == topic:
-                return c
+                return c._replace(msgtype=self._msgtypes[c.msgtype])
         raise KeyError(topic)
 
     def close(self) -> None:
@@ -372,99 +490,22 @@ class Bag:
 
 
 # ---------------------------------------------------------------------------------------- messages
-def _time_fields(t: float) -> tuple[int, int]:
-    return sec_to_sec_nanosec(t)
+class MessageFactory(MessageEncoder):
+    """`MessageEncoder` bound to a rosbags typestore (for writing bags).
 
-
-class MessageFactory:
-    """Builds rosbags message objects of the standard and vla_ros types (for writing bags)."""
+    Only the image builders differ: they keep the bag writers' argument order (stamp, frame first).
+    """
 
     def __init__(self, store=None):
         self.store = store or shared_typestore()
         self.T = self.store.types
-
-    def time(self, t: float):
-        sec, nsec = _time_fields(t)
-        return self.T["builtin_interfaces/msg/Time"](sec=sec, nanosec=nsec)
-
-    def header(self, t: float, frame_id: str = ""):
-        return self.T["std_msgs/msg/Header"](stamp=self.time(t), frame_id=frame_id)
+        super().__init__(self.T)
 
     def image(self, t: float, frame_id: str, rgb: np.ndarray, encoding: str = "rgb8"):
-        rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-        h, w = rgb.shape[:2]
-        ch = 1 if rgb.ndim == 2 else rgb.shape[2]
-        if encoding == "bgr8":
-            rgb = np.ascontiguousarray(rgb[..., ::-1])
-        return self.T["sensor_msgs/msg/Image"](
-            header=self.header(t, frame_id), height=h, width=w, encoding=encoding, is_bigendian=0, step=w * ch,
-            data=rgb.reshape(-1),
-        )
+        return super().image(rgb, t, frame_id, encoding)
 
     def compressed_image(self, t: float, frame_id: str, rgb: np.ndarray, fmt: str = "jpeg"):
-        import cv2
-
-        ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", np.ascontiguousarray(rgb[..., ::-1]))
-        if not ok:
-            raise ValueError("cannot encode image")
-        return self.T["sensor_msgs/msg/CompressedImage"](header=self.header(t, frame_id), format=fmt, data=buf.reshape(-1))
-
-    def joint_state(self, t: float, names: Sequence[str], positions: Sequence[float], frame_id: str = ""):
-        return self.T["sensor_msgs/msg/JointState"](
-            header=self.header(t, frame_id), name=list(names), position=np.ascontiguousarray(positions, np.float64),
-            velocity=np.zeros(0), effort=np.zeros(0),
-        )
-
-    def pose(self, position: Sequence[float], quaternion: Sequence[float]):
-        p, q = position, quaternion
-        return self.T["geometry_msgs/msg/Pose"](
-            position=self.T["geometry_msgs/msg/Point"](x=float(p[0]), y=float(p[1]), z=float(p[2])),
-            orientation=self.T["geometry_msgs/msg/Quaternion"](x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])),
-        )
-
-    def pose_stamped(self, t: float, frame_id: str, position, quaternion):
-        return self.T["geometry_msgs/msg/PoseStamped"](header=self.header(t, frame_id), pose=self.pose(position, quaternion))
-
-    def pose_array(self, t: float, frame_id: str, positions, quaternions):
-        return self.T["geometry_msgs/msg/PoseArray"](
-            header=self.header(t, frame_id), poses=[self.pose(p, q) for p, q in zip(positions, quaternions)]
-        )
-
-    def twist_stamped(self, t: float, frame_id: str, linear, angular):
-        V = self.T["geometry_msgs/msg/Vector3"]
-        twist = self.T["geometry_msgs/msg/Twist"](
-            linear=V(x=float(linear[0]), y=float(linear[1]), z=float(linear[2])),
-            angular=V(x=float(angular[0]), y=float(angular[1]), z=float(angular[2])),
-        )
-        return self.T["geometry_msgs/msg/TwistStamped"](header=self.header(t, frame_id), twist=twist)
-
-    def string(self, text: str):
-        return self.T["std_msgs/msg/String"](data=str(text))
-
-    def float64(self, value: float):
-        return self.T["std_msgs/msg/Float64"](data=float(value))
-
-    def clock(self, t: float):
-        return self.T["rosgraph_msgs/msg/Clock"](clock=self.time(t))
-
-    def action_chunk(self, chunk: ActionChunk):
-        """vla_ros/ActionChunk from an ActionChunk (same layout as the policy node publishes)."""
-        quats = rotvec_to_quat(chunk.actions[:, 3:6])
-        ref = chunk.reference_pose
-        ref_pose = self.pose(ref.position, ref.orientation) if ref is not None else self.pose((0, 0, 0), (0, 0, 0, 1))
-        return self.T["vla_ros/msg/ActionChunk"](
-            header=self.header(chunk.stamp, chunk.frame_id),
-            seq=int(chunk.seq),
-            policy_id=chunk.policy_id,
-            checkpoint_id=chunk.checkpoint_id,
-            action_mode=int(ActionMode(chunk.mode)),
-            dt=float(chunk.dt),
-            poses=[self.pose(chunk.actions[i, :3], quats[i]) for i in range(chunk.horizon)],
-            gripper=np.ascontiguousarray(chunk.actions[:, 6], np.float64),
-            reference_pose=ref_pose,
-            inference_latency=float(chunk.inference_latency),
-            observation_age=float(chunk.observation_age),
-        )
+        return super().compressed_image(rgb, t, frame_id, fmt)
 
 
 # ---------------------------------------------------------------------------------------- writing

@@ -51,12 +51,13 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from vla_ros.core import msg_decode
+from vla_ros.core.msg_decode import Problem
+from vla_ros.core.msg_encode import MessageEncoder
 from vla_ros.core.config import ConfigError, VlaConfig
 from vla_ros.core.executor import ChunkExecutor, ExecutorStatusData
 from vla_ros.core.executor_feedback import ExecutorFeedback, rtc_guidance
 from vla_ros.core.inference_worker import InferenceRecord, InferenceWorker, PendingInference
 from vla_ros.core.observation_builder import InputProblem, ObservationBuilder, ObservationSpec
-from vla_ros.core.rotations import rotvec_to_quat
 from vla_ros.core.triggers import QueueTrigger
 from vla_ros.core.types import ActionChunk, ChunkGuidance, EEPose, Observation
 from vla_ros.policy.base import Policy
@@ -70,6 +71,9 @@ from vla_ros.replay.executor_process import ARRIVAL as REMOTE_ARRIVAL
 from vla_ros.replay.executor_process import TICK as REMOTE_TICK
 from vla_ros.replay.executor_process import CommandLog, ExecutorProcess, LaneExecution
 from vla_ros.replay.ground_truth import GroundTruth, GroundTruthCollector, abs_topic, select_sources
+from vla_ros.replay.fk_poses import FkPoses, fk_pose_topic, load_urdf
+from vla_ros.replay.quality import quality_warnings
+from vla_ros.replay.tf_poses import TF_TYPES, TfPoses, tf_pose_topic, use_tf
 
 POLICY_LANE, HOLD_LANE = "policy", "hold"
 PARALLEL_MIN_SECONDS = 10.0  # shorter bags keep the executors in process (see _executor_process)
@@ -162,6 +166,8 @@ class Lane:
         self.in_flight: ChunkRecord | None = None
         self.records: list[ChunkRecord] = []
         self.requests = 0
+        self.no_observation_times: list[float] = []  # triggers that found no observation
+        self.no_observation_why = ""  # what the builder waited for at the first of them
         self.skipped_busy = 0
         self.guided = 0
         self._guided_now = False
@@ -210,10 +216,12 @@ class Lane:
             self.skipped_busy += 1
             return None
         t0 = time.perf_counter()
+        missed = self.worker.stats.no_observation
         if self.batch_size > 1:
             pending = self.worker.take_pending()
             self.timing.policy += time.perf_counter() - t0
             if pending is None:
+                self._no_observation(now, missed)
                 return None
             rec = ChunkRecord(None, now, now, 0.0, 0.0)  # latency none: it arrives now, filled at the flush
             self._pending.append((pending, rec))
@@ -223,6 +231,7 @@ class Lane:
         record: InferenceRecord | None = self.worker.run_once()
         self.timing.policy += time.perf_counter() - t0
         if record is None:
+            self._no_observation(now, missed)
             return None
         wall = float(record.chunk.inference_latency)
         injected = {"none": 0.0, "measured": wall, "fixed": fixed_latency}[latency_mode]
@@ -231,6 +240,12 @@ class Lane:
         rec = ChunkRecord(record.chunk, now, now + injected, wall, injected, guided=self._guided_now)
         self.in_flight = rec
         return rec
+
+    def _no_observation(self, now: float, before: int) -> None:
+        if self.worker.stats.no_observation > before:
+            if not self.no_observation_times:
+                self.no_observation_why = self.builder.waiting_for(now)
+            self.no_observation_times.append(now)
 
     def deliver(self, now: float) -> ChunkRecord:
         rec, self.in_flight = self.in_flight, None
@@ -396,20 +411,28 @@ def _required_topics(specs: list[ObservationSpec]) -> dict[str, tuple[tuple[str,
     return wanted
 
 
+# Report labels of the input problems, keyed by the typed code (msg_decode.Problem)
+PROBLEM_LABELS: dict[Problem, str] = {
+    Problem.STAMP: "skipped (header stamp unset, ahead of the clock, or going backwards)",
+    Problem.STALE: "observations dropped as too old (sync.max_age)",
+    Problem.ENCODING: "skipped (unsupported encoding)",
+    Problem.SIZE: "skipped (malformed image / joint state)",
+    Problem.TOO_LARGE: "skipped (image larger than sync.max_image_pixels)",
+    Problem.NONFINITE: "skipped (NaN or inf)",
+    Problem.QUATERNION: "skipped (not a unit quaternion)",
+    Problem.MISSING_JOINT: "skipped (joint missing)",
+    Problem.DUPLICATE_JOINT: "skipped (duplicate joint names)",
+    Problem.FRAME: "skipped (wrong frame_id)",
+    Problem.IMPLAUSIBLE: "skipped (implausible end-effector pose)",
+    Problem.DECODE: "skipped (image does not decode)",
+    Problem.INSTRUCTION: "observations rejected (empty instruction)",
+    Problem.CLOCK: "synchronizer resets (bag time jumped back)",
+}
+
+
 def _problem_warnings(lane: Lane) -> list[str]:
     out = []
-    labels = {
-        "stamp": "skipped (header stamp unset, ahead of the clock, or going backwards)",
-        "stale": "observations dropped as too old (sync.max_age)",
-        "encoding": "skipped (unsupported encoding)",
-        "size": "skipped (malformed image / joint state)",
-        "nonfinite": "skipped (NaN or inf)",
-        "missing_joint": "skipped (joint missing)",
-        "frame": "skipped (wrong frame_id)",
-        "decode": "skipped (image does not decode)",
-        "instruction": "observations rejected (empty instruction)",
-        "clock": "synchronizer resets (bag time jumped back)",
-    }
+    labels = PROBLEM_LABELS
     for (topic, code), n in sorted(lane.problems.items()):
         example = lane.problem_examples.get((topic, code), "")
         out.append(f"[{lane.name}] {topic}: {n} message(s) {labels.get(code, code)}; e.g. {example}")
@@ -467,6 +490,26 @@ def evaluate_bag(path: str | Path, cfg: VlaConfig, policy: Policy, *, baseline: 
             pol.warmup(batch)
     t_start_wall = time.perf_counter()
     path = Path(path)
+    warnings: list[str] = []
+
+    with contextlib.ExitStack() as stack:
+        bag = stack.enter_context(Bag(path))
+        tf_mode = use_tf(cfg.robot, bag.topics)
+        if tf_mode:  # the EE pose comes from /tf + /tf_static (tf_poses), under a name of its own
+            cfg = cfg.with_overrides({"robot.ee_pose_topic": tf_pose_topic(cfg.robot.base_frame, cfg.robot.ee_frame)})
+        elif cfg.robot.ee_pose_source == "fk":  # from the joint states by forward kinematics (fk_poses)
+            cfg = cfg.with_overrides({"robot.ee_pose_topic": fk_pose_topic(cfg.robot.base_frame, cfg.robot.ee_frame)})
+        try:
+            return _evaluate_open_bag(bag, stack, path, cfg, policy, baseline, batch, progress, out_bag, tf_mode,
+                                      t_start_wall, warnings)
+        except BagError as exc:  # the bag's notes (e.g. no metadata.yaml) stay with its skip
+            exc.notes = tuple(bag.notes)
+            raise
+
+
+def _evaluate_open_bag(bag: Bag, stack: contextlib.ExitStack, path: Path, cfg: VlaConfig, policy: Policy,
+                       baseline: Policy, batch: int, progress: bool, out_bag, tf_mode: bool, t_start_wall: float,
+                       warnings: list[str]) -> BagResult:
     robot = cfg.robot
     spec = _lane_spec(robot, policy)
     ee_topic = abs_topic(robot.ee_pose_topic)
@@ -475,189 +518,239 @@ def evaluate_bag(path: str | Path, cfg: VlaConfig, policy: Policy, *, baseline: 
     hold_joints = abs_topic(robot.joint_state_topic) if robot.gripper_joint else ""
     hold_spec = dataclasses.replace(spec, cameras=spec.cameras[:1], joint_state_topic=hold_joints,
                                     ee_pose_topic=ee_topic) if ee_topic else spec
-    warnings: list[str] = []
-
-    with contextlib.ExitStack() as stack:
-        bag = stack.enter_context(Bag(path))
-        span = bag.end - bag.start if cfg.replay.max_duration <= 0 else min(bag.end - bag.start, cfg.replay.max_duration)
-        remote = stack.enter_context(_executor_process(cfg, batch, span))
-        warnings.extend(bag.notes)
-        wanted = _required_topics([spec])
-        bag.require(wanted)
-        hold_ok = bool(ee_topic) and ee_topic in bag.topics
-        if not hold_ok:
-            warnings.append(f"hold baseline skipped: it needs the EE pose ({ee_topic or 'robot.ee_pose_topic is empty'}) in the bag")
-        instr_topic = abs_topic(robot.instruction_topic)
-        has_instr = bool(instr_topic) and instr_topic in bag.topics and bag.topics[instr_topic].msgtype in STRING_TYPES
-        if not has_instr and not cfg.policy.instruction and not cfg.policy.allow_empty_instruction:
+    tf_poses = None
+    virtual: dict[str, str] = {}
+    if tf_mode:
+        tf_topics = [t for t in (abs_topic(robot.tf_topic), abs_topic(robot.tf_static_topic)) if t in bag.topics]
+        bad = [f"{t} has type {bag.topics[t].msgtype}" for t in tf_topics if bag.topics[t].msgtype not in TF_TYPES]
+        if not tf_topics or bad:
             raise BagError(
-                f"bag {path}: no instruction: the bag has no {instr_topic or 'instruction topic'} (std_msgs/String) and "
-                f"policy.instruction is empty; pass --set policy.instruction='...' (or policy.allow_empty_instruction=true)"
+                f"bag {path}: the end-effector pose is to come from TF (robot.ee_pose_source {robot.ee_pose_source}), "
+                f"but " + ("; ".join(bad) + ", expected tf2_msgs/msg/TFMessage" if bad else
+                           f"the bag has neither {robot.tf_topic} nor {robot.tf_static_topic}")
+                + f". Bag topics: {bag.topic_list()}"
             )
-        sources = select_sources(bag, cfg)
-        collector = GroundTruthCollector(sources, cfg)
+        tf_poses = TfPoses(robot, MessageEncoder(bag.typestore.types))
+        virtual[ee_topic] = POSE_TYPES[0]
+    fk_poses = None
+    js_topic = abs_topic(robot.joint_state_topic)
+    if robot.ee_pose_source == "fk":
+        if not js_topic or js_topic not in bag.topics:
+            raise BagError(f"bag {path}: robot.ee_pose_source fk computes the pose from the joint states, but "
+                           f"{js_topic or 'robot.joint_state_topic (empty)'} is not in the bag")
+        fk_poses = FkPoses(robot, load_urdf(robot, bag), MessageEncoder(bag.typestore.types))
+        virtual[ee_topic] = POSE_TYPES[0]
 
-        clock_now = [0.0]
+    span = bag.end - bag.start if cfg.replay.max_duration <= 0 else min(bag.end - bag.start, cfg.replay.max_duration)
+    remote = stack.enter_context(_executor_process(cfg, batch, span))
+    warnings.extend(bag.notes)
+    wanted = {t: w for t, w in _required_topics([spec]).items() if t not in virtual}
+    bag.require(wanted)
+    hold_ok = bool(ee_topic) and (ee_topic in bag.topics or ee_topic in virtual)
+    if not hold_ok:
+        warnings.append(f"hold baseline skipped: it needs the EE pose ({ee_topic or 'robot.ee_pose_topic is empty'}) in the bag")
+    instr_topic = abs_topic(robot.instruction_topic)
+    has_instr = bool(instr_topic) and instr_topic in bag.topics and bag.topics[instr_topic].msgtype in STRING_TYPES
+    if not has_instr and not cfg.policy.instruction and not cfg.policy.allow_empty_instruction:
+        raise BagError(
+            f"bag {path}: no instruction: the bag has no {instr_topic or 'instruction topic'} (std_msgs/String) and "
+            f"policy.instruction is empty; pass --set policy.instruction='...' (or policy.allow_empty_instruction=true)"
+        )
+    sources = select_sources(bag, cfg, virtual=virtual)
+    collector = GroundTruthCollector(sources, cfg)
 
-        def clock() -> float:
-            return clock_now[0]
+    clock_now = [0.0]
 
-        lanes: dict[str, Lane] = {POLICY_LANE: Lane(POLICY_LANE, policy, spec, cfg, clock, batch, remote)}
-        if hold_ok:
-            lanes[HOLD_LANE] = Lane(HOLD_LANE, baseline, hold_spec, cfg, clock, batch, remote, flush_every=1)
+    def clock() -> float:
+        return clock_now[0]
 
-        # Topic roles
-        roles: dict[str, list[str]] = {}
-        for lane in lanes.values():
-            for topic in lane.cameras:
-                roles.setdefault(topic, []).append("camera")
-        if robot.joint_state_topic:
-            roles.setdefault(abs_topic(robot.joint_state_topic), []).append("joints")
-        if ee_topic:
-            roles.setdefault(ee_topic, []).append("ee_pose")
-        if has_instr:
-            roles.setdefault(instr_topic, []).append("instruction")
-        for t in sources.topics():
-            roles.setdefault(t, []).append("gt")
-        roles = {t: sorted(set(r)) for t, r in roles.items() if t in bag.topics}
+    lanes: dict[str, Lane] = {POLICY_LANE: Lane(POLICY_LANE, policy, spec, cfg, clock, batch, remote)}
+    if hold_ok:
+        lanes[HOLD_LANE] = Lane(HOLD_LANE, baseline, hold_spec, cfg, clock, batch, remote, flush_every=1)
 
-        writer = None
-        if out_bag is not None:
-            writer = BagWriter(out_bag, storage="mcap", store=bag.typestore)
-            for t in bag.topics.values():
-                if t.msgtype not in bag.unknown_types:
-                    writer.add_topic(t.name, t.msgtype, latched=t.msgtype in STRING_TYPES)
+    # Topic roles
+    roles: dict[str, list[str]] = {}
+    for lane in lanes.values():
+        for topic in lane.cameras:
+            roles.setdefault(topic, []).append("camera")
+    if robot.joint_state_topic:
+        roles.setdefault(abs_topic(robot.joint_state_topic), []).append("joints")
+    if ee_topic:
+        roles.setdefault(ee_topic, []).append("ee_pose")
+    if has_instr:
+        roles.setdefault(instr_topic, []).append("instruction")
+    for t in sources.topics():
+        roles.setdefault(t, []).append("gt")
+    if tf_poses is not None:
+        roles.setdefault(abs_topic(robot.tf_topic), []).append("tf")
+        roles.setdefault(abs_topic(robot.tf_static_topic), []).append("tf_static")
+    if fk_poses is not None:
+        roles.setdefault(js_topic, []).append("fk")
+    virtual_roles = {t: sorted(set(r)) for t, r in roles.items() if t in virtual}
+    roles = {t: sorted(set(r)) for t, r in roles.items() if t in bag.topics}
 
-        p = cfg.policy
-        r = cfg.replay
-        ctrl_dt = 1.0 / cfg.executor.control_rate
-        trig_dt = 1.0 / p.rate_hz
-        status_dt = 1.0 / cfg.executor.status_rate_hz
-        start = bag.start
-        stop = bag.end if r.max_duration <= 0 else min(bag.end, start + r.max_duration)
-        state = {name: {"tick": 0, "trig": 0, "status": 0} for name in lanes}
-        pose_state: list[Any] = [None, None]  # newest EE pose (the executor's feedback) and its stamp
+    writer = encode = None
+    if out_bag is not None:
+        writer = BagWriter(out_bag, storage="mcap", store=bag.typestore)
+        encode = MessageEncoder(writer.store.types)  # the nodes' message layout, over the bag's classes
+        for t in bag.topics.values():
+            if t.msgtype not in bag.unknown_types:
+                writer.add_topic(t.name, t.msgtype, latched=t.msgtype in STRING_TYPES)
 
-        def decode_pose(msg: Any) -> EEPose | None:
-            """Each EE pose message is decoded once, for the feedback and for every lane's builder."""
-            try:
-                frame = str(msg.header.frame_id) or robot.base_frame
-                pose = msg_decode.pose_to_ee(msg.pose, frame, ee_topic)
-                stamp = msg_decode.stamp_to_sec(msg.header.stamp)
-            except (msg_decode.MessageError, AttributeError, TypeError, ValueError):
-                return None  # the builders report malformed poses; the feedback keeps the previous one
-            pose_state[0], pose_state[1] = pose, stamp
-            return pose
+    p = cfg.policy
+    r = cfg.replay
+    ctrl_dt = 1.0 / cfg.executor.control_rate
+    trig_dt = 1.0 / p.rate_hz
+    status_dt = 1.0 / cfg.executor.status_rate_hz
+    start = bag.start
+    stop = bag.end if r.max_duration <= 0 else min(bag.end, start + r.max_duration)
+    state = {name: {"tick": 0, "trig": 0, "status": 0} for name in lanes}
+    pose_state: list[Any] = [None, None]  # newest EE pose (the executor's feedback) and its stamp
 
-        def current_pose() -> tuple[EEPose | None, float | None]:
-            return pose_state[0], pose_state[1]
-        timing = Timing()
+    def decode_pose(msg: Any) -> EEPose | None:
+        """Each EE pose message is decoded once, for the feedback and for every lane's builder."""
+        try:
+            frame = str(msg.header.frame_id) or robot.base_frame
+            pose = msg_decode.pose_to_ee(msg.pose, frame, ee_topic)
+            stamp = msg_decode.stamp_to_sec(msg.header.stamp)
+        except (msg_decode.MessageError, AttributeError, TypeError, ValueError):
+            return None  # the builders report malformed poses; the feedback keeps the previous one
+        pose_state[0], pose_state[1] = pose, stamp
+        return pose
 
-        def next_event(name: str, lane: Lane) -> tuple[float, int]:
+    def current_pose() -> tuple[EEPose | None, float | None]:
+        return pose_state[0], pose_state[1]
+    timing = Timing()
+
+    def next_event(name: str, lane: Lane) -> tuple[float, int]:
+        s = state[name]
+        best = (start + s["tick"] * ctrl_dt, _TICK)
+        if lane.in_flight is not None:
+            best = min(best, (lane.in_flight.arrival, _ARRIVAL))
+        if lane.needs_status:
+            best = min(best, (start + s["status"] * status_dt, _STATUS))
+        if lane.trigger is None:
+            best = min(best, (start + s["trig"] * trig_dt, _TRIGGER))
+        return best
+
+    def run_events(until: float) -> None:
+        while True:
+            best = None
+            for name, lane in lanes.items():
+                tk = next_event(name, lane)
+                if best is None or tk < best[0]:
+                    best = (tk, name)
+            (t, kind), name = best
+            if t > until + 1e-12:
+                return
+            clock_now[0] = t
+            lane = lanes[name]
             s = state[name]
-            best = (start + s["tick"] * ctrl_dt, _TICK)
-            if lane.in_flight is not None:
-                best = min(best, (lane.in_flight.arrival, _ARRIVAL))
-            if lane.needs_status:
-                best = min(best, (start + s["status"] * status_dt, _STATUS))
-            if lane.trigger is None:
-                best = min(best, (start + s["trig"] * trig_dt, _TRIGGER))
-            return best
-
-        def run_events(until: float) -> None:
-            while True:
-                best = None
-                for name, lane in lanes.items():
-                    tk = next_event(name, lane)
-                    if best is None or tk < best[0]:
-                        best = (tk, name)
-                (t, kind), name = best
-                if t > until + 1e-12:
-                    return
-                clock_now[0] = t
-                lane = lanes[name]
-                s = state[name]
-                if kind == _ARRIVAL:
-                    rec = lane.deliver(t)
-                    if writer is not None:
-                        t0 = time.perf_counter()
-                        _write_chunk(writer, r.output_prefix, name, rec)
-                        timing.output += time.perf_counter() - t0
-                elif kind == _TICK:
-                    s["tick"] += 1
-                    cmd = lane.tick(t, *current_pose())
-                    if writer is not None and cmd is not None:
-                        t0 = time.perf_counter()
-                        writer.write(f"{r.output_prefix}/{name}/command", t,
-                                     writer.msgs.pose_stamped(t, cmd.frame_id, cmd.position, cmd.orientation))
-                        timing.output += time.perf_counter() - t0
-                elif kind == _STATUS:
-                    s["status"] += 1
-                    if lane.snapshot(t):
-                        _start_inference(lane, t)
-                else:
-                    s["trig"] += 1
+            if kind == _ARRIVAL:
+                rec = lane.deliver(t)
+                if writer is not None:
+                    t0 = time.perf_counter()
+                    _write_chunk(writer, encode, r.output_prefix, name, rec)
+                    timing.output += time.perf_counter() - t0
+            elif kind == _TICK:
+                s["tick"] += 1
+                cmd = lane.tick(t, *current_pose())
+                if writer is not None and cmd is not None:
+                    t0 = time.perf_counter()
+                    writer.write(f"{r.output_prefix}/{name}/command", t,
+                                 encode.pose_stamped(t, cmd.frame_id, cmd.position, cmd.orientation))
+                    timing.output += time.perf_counter() - t0
+            elif kind == _STATUS:
+                s["status"] += 1
+                if lane.snapshot(t):
                     _start_inference(lane, t)
-                    lane.flush()
+            else:
+                s["trig"] += 1
+                _start_inference(lane, t)
+                lane.flush()
 
-        def _start_inference(lane: Lane, t: float) -> None:
-            # A chunk without latency is delivered by the arrival event at the same time, next.
-            lane.infer(t, r.latency, r.fixed_latency)
+    def _start_inference(lane: Lane, t: float) -> None:
+        # A chunk without latency is delivered by the arrival event at the same time, next.
+        lane.infer(t, r.latency, r.fixed_latency)
 
-        total = sum(max(0, bag.topics[t].count) for t in roles) or None
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
+    def dispatch(role: str, topic: str, msg: Any, now: float) -> None:
+        if role == "gt":
+            collector.add(topic, now, msg)
+            return
+        if role in ("camera", "joints"):
+            arrivals.setdefault(topic, []).append(now)
+        decoded = decode_pose(msg) if role == "ee_pose" else None
+        for lane in lanes.values():
+            lane.on_message(role, topic, msg, now, decoded)
 
-            bar = tqdm(total=total, desc=f"eval {path.name}", unit="msg", leave=False, mininterval=0.25)
-        n_msgs = 0
-        it = bag.messages(list(roles), raw=writer is not None)
-        t_io = time.perf_counter()
-        for m in it:
-            timing.bag_io += time.perf_counter() - t_io
-            if m.t > stop + 1e-9:
-                break
-            run_events(m.t)
-            clock_now[0] = max(clock_now[0], m.t)
-            now = m.t
+    arrivals: dict[str, list[float]] = {}  # receive times of the cameras and joint states (gap warnings)
+    total = sum(max(0, bag.topics[t].count) for t in roles) or None
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=f"eval {path.name}", unit="msg", leave=False, mininterval=0.25)
+    n_msgs = 0
+    it = bag.messages(list(roles), raw=writer is not None)
+    t_io = time.perf_counter()
+    for m in it:
+        timing.bag_io += time.perf_counter() - t_io
+        if m.t > stop + 1e-9:
+            break
+        run_events(m.t)
+        clock_now[0] = max(clock_now[0], m.t)
+        now = m.t
+        t0 = time.perf_counter()
+        for role in roles.get(m.topic, ()):
+            if role in ("tf", "tf_static"):
+                for pose_msg in tf_poses.add(m.msg, static=role == "tf_static", now=now):
+                    for vrole in virtual_roles.get(ee_topic, ()):
+                        dispatch(vrole, ee_topic, pose_msg, now)
+                continue
+            if role == "fk":
+                for pose_msg in fk_poses.add(m.msg):
+                    for vrole in virtual_roles.get(ee_topic, ()):
+                        dispatch(vrole, ee_topic, pose_msg, now)
+                continue
+            dispatch(role, m.topic, m.msg, now)
+        timing.inputs += time.perf_counter() - t0
+        if writer is not None and m.raw is not None:
             t0 = time.perf_counter()
-            for role in roles.get(m.topic, ()):
-                if role == "gt":
-                    collector.add(m.topic, now, m.msg)
-                    continue
-                decoded = decode_pose(m.msg) if role == "ee_pose" else None
-                for lane in lanes.values():
-                    lane.on_message(role, m.topic, m.msg, now, decoded)
-            timing.inputs += time.perf_counter() - t0
-            if writer is not None and m.raw is not None:
-                t0 = time.perf_counter()
-                writer.write_raw(m.topic, m.t_ns, m.raw)
-                timing.output += time.perf_counter() - t0
-            n_msgs += 1
-            if bar is not None:
-                bar.update(1)
-            t_io = time.perf_counter()
+            writer.write_raw(m.topic, m.t_ns, m.raw)
+            timing.output += time.perf_counter() - t0
+        n_msgs += 1
         if bar is not None:
-            bar.close()
-        if bag.truncated:
-            warnings.append(bag.truncated)
-        end = min(stop, clock_now[0]) if n_msgs else start
-        run_events(end)
-        for lane in lanes.values():
-            lane.finish(end)
-        if remote is not None:
-            t0 = time.perf_counter()
-            for name, execution in remote.finish(end).items():
-                if name in lanes:
-                    lanes[name].apply_remote(execution)
-            timing.executor_wait = time.perf_counter() - t0
-        for lane in lanes.values():
-            timing.policy += lane.timing.policy
-            timing.executor += lane.timing.executor
-            timing.executor_remote += lane.timing.executor_remote
-        if writer is not None:
-            writer.close()
+            bar.update(1)
+        t_io = time.perf_counter()
+    if bar is not None:
+        bar.close()
+    if bag.truncated:
+        warnings.append(bag.truncated)
+    end = min(stop, clock_now[0]) if n_msgs else start
+    run_events(end)
+    for lane in lanes.values():
+        lane.finish(end)
+    if remote is not None:
+        t0 = time.perf_counter()
+        for name, execution in remote.finish(end).items():
+            if name in lanes:
+                lanes[name].apply_remote(execution)
+        timing.executor_wait = time.perf_counter() - t0
+    for lane in lanes.values():
+        timing.policy += lane.timing.policy
+        timing.executor += lane.timing.executor
+        timing.executor_remote += lane.timing.executor_remote
+    if writer is not None:
+        writer.close()
 
+    if tf_poses is not None and tf_poses.emitted == 0:
+        raise BagError(f"bag {path}: no end-effector pose from TF: {tf_poses.why_none()}")
+    if fk_poses is not None and fk_poses.emitted == 0:
+        raise BagError(f"bag {path}: no end-effector pose by forward kinematics: {fk_poses.why_none()}")
+    if fk_poses is not None and fk_poses.failures:
+        warnings.append(f"forward kinematics: {fk_poses.failures} joint state(s) without a pose; e.g. {fk_poses.last_error}")
+    if tf_poses is not None and tf_poses.buffer.problems:
+        warnings.append(f"TF: {tf_poses.buffer.problems} transform(s) refused; e.g. {tf_poses.buffer.last_problem}")
     gt = collector.build()
     if collector.problems:
         warnings.append(f"ground truth: {collector.problems} message(s) could not be read; e.g. {collector.last_problem}")
@@ -676,24 +769,29 @@ def evaluate_bag(path: str | Path, cfg: VlaConfig, policy: Policy, *, baseline: 
     result = BagResult(path, path.name, end - start, start, end, gt, lanes, {}, warnings, timing,
                        str(out_bag) if out_bag is not None else "", n_msgs)
     result.metrics = compute_metrics(result, cfg)
+    quality = quality_warnings(result, cfg, arrivals)
+    result.warnings.extend(quality)
+    result.metrics["warnings"].extend(quality)
     return result
 
 
-def _write_chunk(writer: BagWriter, prefix: str, lane: str, rec: ChunkRecord) -> None:
-    chunk = rec.chunk
-    writer.write(f"{prefix}/{lane}/action_chunk", rec.arrival, writer.msgs.action_chunk(chunk))
-    acts = M.absolute_actions(chunk)
-    writer.write(f"{prefix}/{lane}/chunk_poses", rec.arrival,
-                 writer.msgs.pose_array(chunk.stamp, chunk.frame_id, acts[:, :3], rotvec_to_quat(acts[:, 3:6])))
+def _write_chunk(writer: BagWriter, encode: MessageEncoder, prefix: str, lane: str, rec: ChunkRecord) -> None:
+    writer.write(f"{prefix}/{lane}/action_chunk", rec.arrival, encode.action_chunk(rec.chunk))
+    writer.write(f"{prefix}/{lane}/chunk_poses", rec.arrival, encode.chunk_pose_array(rec.chunk))
 
 
 # ------------------------------------------------------------------------------------- metrics
-def lane_metrics(lane: Lane, gt: GroundTruth, cfg: VlaConfig) -> dict[str, Any]:
+def lane_metrics(lane: Lane, gt: GroundTruth, cfg: VlaConfig, *, scored: Callable[[ChunkRecord], bool] | None = None,
+                 commands_from: float | None = None) -> dict[str, Any]:
+    """One lane's scores. `scored`: which chunks count (default all); `commands_from`: commands are scored
+    from this time on (default: the lane's first accepted chunk) - see `fair_samples`."""
     r = cfg.replay
     arr = lane.arrays()
     recs = lane.records
     accepted = [x for x in recs if x.accepted]
     first = accepted[0].arrival if accepted else math.inf
+    if commands_from is not None and math.isfinite(first):
+        first = max(first, commands_from)
     sel = arr["t"] >= first - 1e-12
     t = arr["t"][sel]
     commands: dict[str, Any] = {"count": int(sel.sum()), "from": first if math.isfinite(first) else None}
@@ -715,8 +813,10 @@ def lane_metrics(lane: Lane, gt: GroundTruth, cfg: VlaConfig) -> dict[str, Any]:
             t, arr["position"][sel], arr["quat"][sel], gt.twist,
             arr["linear"][sel] if use_twist else None, arr["angular"][sel] if use_twist else None,
         )
-    chunks = [x.chunk for x in recs]
-    chunk_part = M.chunk_scores(chunks, [x.arrival for x in recs], gt, r.gripper_threshold)
+    scored_recs = [x for x in recs if scored is None or scored(x)]
+    chunk_part = M.chunk_scores([x.chunk for x in scored_recs], [x.arrival for x in scored_recs], gt,
+                                r.gripper_threshold)
+    chunk_part["not_scored"] = len(recs) - len(scored_recs)  # no observation in another lane at their trigger
     jerk = M.jerk(t, arr["position"][sel])
     steps = M.step_sizes(arr["position"][sel])
     gt_jerk = np.zeros(0)
@@ -738,6 +838,7 @@ def lane_metrics(lane: Lane, gt: GroundTruth, cfg: VlaConfig) -> dict[str, Any]:
         "chunks_stale": int(st.chunks_stale) if st else 0,
         "skipped_steps": int(st.skipped_steps) if st else 0,
         "watchdog_trips": int(st.watchdog_trips) if st else 0,
+        "limit_excess": dict(st.limit_excess or {}) if st else {},
     }
     bstats = lane.builder.stats
     meta = lane.meta
@@ -779,6 +880,27 @@ def lane_metrics(lane: Lane, gt: GroundTruth, cfg: VlaConfig) -> dict[str, Any]:
     }
 
 
+def fair_samples(lanes: dict[str, Lane], cfg: VlaConfig) -> tuple[dict[str, Callable[[ChunkRecord], bool]], float | None]:
+    """Score every lane on the samples where every lane had an observation (issue: a baseline that needs
+    fewer inputs must not be scored over time the policy never saw).
+
+    Chunks: with the rate trigger the lanes share their trigger times, so a chunk counts when every
+    lane produced one at its trigger; otherwise from the latest first chunk stamp of the lanes on.
+    Commands: from the latest first accepted chunk of the lanes on. One lane: everything counts.
+    """
+    if len(lanes) < 2 or any(not lane.records for lane in lanes.values()):
+        return {}, None
+    if cfg.policy.trigger == "rate":
+        common = set.intersection(*({round(r.triggered_at, 9) for r in lane.records} for lane in lanes.values()))
+        rule = lambda rec: round(rec.triggered_at, 9) in common  # noqa: E731
+    else:
+        start = max(min(r.chunk.stamp for r in lane.records if r.chunk is not None) for lane in lanes.values())
+        rule = lambda rec: rec.chunk is not None and rec.chunk.stamp >= start - 1e-9  # noqa: E731
+    firsts = [min((r.arrival for r in lane.records if r.accepted), default=math.inf) for lane in lanes.values()]
+    commands_from = max(firsts) if all(math.isfinite(f) for f in firsts) else None
+    return {name: rule for name in lanes}, commands_from
+
+
 def compute_metrics(result: BagResult, cfg: VlaConfig) -> dict[str, Any]:
     out: dict[str, Any] = {
         "bag": str(result.path),
@@ -793,8 +915,9 @@ def compute_metrics(result: BagResult, cfg: VlaConfig) -> dict[str, Any]:
         "latency_mode": cfg.replay.latency,
         "inference_batch": result.lanes[POLICY_LANE].batch_size,
     }
+    scored, commands_from = fair_samples(result.lanes, cfg)
     for name, lane in result.lanes.items():
-        out[name] = lane_metrics(lane, result.ground_truth, cfg)
+        out[name] = lane_metrics(lane, result.ground_truth, cfg, scored=scored.get(name), commands_from=commands_from)
     if HOLD_LANE in out:
         out["vs_hold"] = comparison(out[POLICY_LANE], out[HOLD_LANE])
     timing = result.timing.as_dict()
@@ -880,9 +1003,12 @@ def run_evaluation(bags: list[str | Path], cfg: VlaConfig, *, policy: Policy | N
         policy = load_configured_policy(cfg.policy)
     try:
         meta = policy.metadata
-        for line in compatibility_report(meta, cfg.robot, cfg.policy, timing=False):
+        robot = cfg.robot
+        if not robot.ee_pose_topic and robot.ee_pose_source != "topic":  # the EE pose can come from TF
+            robot = dataclasses.replace(robot, ee_pose_topic=tf_pose_topic(robot.base_frame, robot.ee_frame))
+        for line in compatibility_report(meta, robot, cfg.policy, timing=False):
             log(line)
-        check_compatible(meta, cfg.robot, cfg.policy, timing=False)
+        check_compatible(meta, robot, cfg.policy, timing=False)
         paths = [Path(b) for b in bags]
         names = _unique_names(paths)
         rows: list[dict[str, Any]] = []
@@ -898,10 +1024,13 @@ def run_evaluation(bags: list[str | Path], cfg: VlaConfig, *, policy: Policy | N
             try:
                 result = evaluate_bag(path, cfg, policy, progress=progress, out_bag=out_bag)
             except BagError as exc:
-                log(f"skipped {name}: {exc}")
-                rows.append(R.summary_row(name, str(path), error=str(exc)))
-                all_metrics.append({"name": name, "bag": str(path), "ok": False, "error": str(exc)})
+                notes = list(exc.notes)
+                log(f"skipped {name} (the reason is in the summary below)")
+                rows.append(R.summary_row(name, str(path), error=str(exc), notes=notes))
+                all_metrics.append({"name": name, "bag": str(path), "ok": False, "error": str(exc), "notes": notes})
                 continue
+            except ConfigError:  # the same for every bag: one configuration error, not one skip per bag
+                raise
             except Exception as exc:  # noqa: BLE001 - one broken bag must not end a multi-bag evaluation
                 msg = f"bag {path}: evaluation failed: {type(exc).__name__}: {exc}"
                 log(f"skipped {name}: {msg}")

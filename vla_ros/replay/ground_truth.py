@@ -27,12 +27,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from vla_ros.core import msg_decode
-from vla_ros.core.action_modes import delta_to_absolute
+from vla_ros.core.action_modes import absolute_actions
 from vla_ros.core.config import VlaConfig
 from vla_ros.core.rotations import quat_normalize, quat_slerp, rotvec_to_quat
-from vla_ros.core.types import ActionMode
 from vla_ros.replay.bag_io import (
-    CHUNK_TYPES, FLOAT64_TYPES, JOINT_STATE_TYPES, POSE_TYPES, TWIST_TYPES, Bag, BagError,
+    CHUNK_TYPES, FLOAT64_TYPES, JOINT_STATE_TYPES, POSE_TYPES, TWIST_TYPES, Bag, BagError, TopicInfo,
 )
 
 KINDS = ("pose", "twist", "chunk", "ee_pose")
@@ -160,10 +159,15 @@ class GroundTruthSources:
         return text
 
 
-def select_sources(bag: Bag, cfg: VlaConfig) -> GroundTruthSources:
-    """The ground-truth topics of `bag` per ``replay.*`` (BagError if the configured one is unusable)."""
+def select_sources(bag: Bag, cfg: VlaConfig, virtual: dict[str, str] | None = None) -> GroundTruthSources:
+    """The ground-truth topics of `bag` per ``replay.*`` (BagError if the configured one is unusable).
+
+    `virtual`: topics the replay derives itself (topic -> message type), e.g. the EE pose from TF
+    (`vla_ros.replay.tf_poses`): usable as if the bag had them.
+    """
     r, ex, robot = cfg.replay, cfg.executor, cfg.robot
-    topics = bag.topics
+    topics = dict(bag.topics)
+    topics.update({t: TopicInfo(t, msgtype, -1) for t, msgtype in (virtual or {}).items()})
     ee = abs_topic(robot.ee_pose_topic)
 
     def kind_of(topic: str) -> str:
@@ -272,7 +276,10 @@ class GroundTruthCollector:
                     self.grip_v.append(self._normalise(float(msg.data)))
                 elif s.gripper_kind == "joint":
                     g = self.cfg.robot.gripper_joint
-                    names = list(msg.name)
+                    try:
+                        names = msg_decode.joint_names_of(msg, self.cfg.robot.joint_names, topic)
+                    except msg_decode.MessageError:
+                        names = []
                     if g in names:
                         self.grip_t.append(msg_decode.stamp_to_sec(msg.header.stamp))
                         self.grip_v.append(self._normalise(float(msg.position[names.index(g)])))
@@ -319,9 +326,7 @@ def chunk_trajectory(chunks: Sequence[tuple[float, Any]]) -> tuple[np.ndarray, n
     ts, ps, qs, gs = [], [], [], []
     items = sorted(chunks, key=lambda x: x[0])
     for k, (arrival, ch) in enumerate(items):
-        acts = np.asarray(ch.actions, np.float64)
-        if ch.mode == ActionMode.DELTA and ch.reference_pose is not None:
-            acts = delta_to_absolute(acts, ch.reference_pose)
+        acts = absolute_actions(ch)
         times = ch.times
         start = ch.stamp if k == 0 else arrival
         end = items[k + 1][0] if k + 1 < len(items) else math.inf

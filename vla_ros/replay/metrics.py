@@ -22,9 +22,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from vla_ros.core.action_modes import delta_to_absolute
+from vla_ros.core.action_modes import absolute_actions
 from vla_ros.core.rotations import quat_conj, quat_mul, quat_normalize, quat_slerp, quat_to_rotvec, rotvec_to_quat
-from vla_ros.core.types import ActionChunk, ActionMode
+from vla_ros.core.types import ActionChunk
 
 AXES = ("x", "y", "z")
 ROT_AXES = ("rx", "ry", "rz")
@@ -85,14 +85,6 @@ def pose_scores(pos: np.ndarray, quat: np.ndarray, gt_pos: np.ndarray, gt_quat: 
         "rotation_error_rad": summary(rerr),
         "rotation_error_per_axis_rad": {a: summary(raxis[:, i]) for i, a in enumerate(ROT_AXES)},
     }
-
-
-def absolute_actions(chunk: ActionChunk) -> np.ndarray:
-    """A chunk's actions as absolute targets [H, 7] (DELTA composed with the reference pose)."""
-    acts = np.asarray(chunk.actions, np.float64)
-    if chunk.mode == ActionMode.DELTA and chunk.reference_pose is not None:
-        return delta_to_absolute(acts, chunk.reference_pose)
-    return acts.copy()
 
 
 def chunk_at(chunk: ActionChunk, t: float, actions: np.ndarray | None = None) -> np.ndarray:

@@ -50,16 +50,11 @@ def _base_and_kind(typ: str) -> tuple[str, str, int | None]:
 
 
 def _message_class(name: str):
-    """rclpy message class of 'pkg/msg/Name' (or 'pkg/Name'), as rosidl_runtime_py's get_message does."""
-    import importlib
+    """rclpy message class of 'pkg/msg/Name' (or 'pkg/Name'): `vla_ros.ros.conversions.rclpy_type`,
+    imported on use so that importing this module needs no ROS."""
+    from vla_ros.ros.conversions import rclpy_type
 
-    parts = name.split("/")
-    if len(parts) == 2:
-        parts = [parts[0], "msg", parts[1]]
-    if len(parts) != 3 or not all(parts):
-        raise ValueError(f"expected a message type 'pkg/msg/Name', got {name!r}")
-    module = importlib.import_module(f"{parts[0]}.{parts[1]}")
-    return getattr(module, parts[2])
+    return rclpy_type(name)
 
 
 _FIELD_CACHE: dict[type, list[tuple[str, str, str, Any]]] = {}
@@ -107,10 +102,13 @@ class PlayStats:
     per_topic: dict[str, int] = field(default_factory=dict)
 
 
-def _qos_for(conn, msgtype: str):
+TF_STATIC_DEPTH = 100  # latched static transforms: a late joiner gets every /tf_static message, not the last one
+
+
+def _qos_for(conn, msgtype: str, depth: int = 10, topic: str = ""):
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-    reliability, durability, depth = ReliabilityPolicy.RELIABLE, DurabilityPolicy.VOLATILE, 10
+    reliability, durability = ReliabilityPolicy.RELIABLE, DurabilityPolicy.VOLATILE
     profiles = list(getattr(conn.ext, "offered_qos_profiles", []) or [])
     if profiles:
         q = profiles[0]
@@ -121,19 +119,27 @@ def _qos_for(conn, msgtype: str):
             durability = DurabilityPolicy.TRANSIENT_LOCAL
     if msgtype in STRING_TYPES:
         reliability, durability = ReliabilityPolicy.RELIABLE, DurabilityPolicy.TRANSIENT_LOCAL
+    if msgtype == "tf2_msgs/msg/TFMessage":  # tf2_ros's QoS, whatever the recorder wrote
+        reliability = ReliabilityPolicy.RELIABLE
+        if topic.endswith("tf_static"):
+            durability, depth = DurabilityPolicy.TRANSIENT_LOCAL, max(depth, TF_STATIC_DEPTH)
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability, durability=durability)
 
 
 def play_bag(path: str | Path, *, rate: float = 1.0, loop: bool = False, topics: Iterable[str] | None = None,
              clock: bool = True, clock_rate: float = 100.0, delay: float = 0.5, context: Any = None,
              stop_event: threading.Event | None = None, node_name: str = "vla_ros_player",
-             log: Callable[[str], None] = print, progress: bool = False) -> PlayStats:
-    """Publish the bag (see the module docstring); returns what was published. rclpy is initialised if needed."""
+             log: Callable[[str], None] = print, progress: bool = False, depth: int = 10) -> PlayStats:
+    """Publish the bag (see the module docstring); returns what was published. rclpy is initialised if needed.
+
+    `depth`: history depth of every publisher (/tf_static keeps at least `TF_STATIC_DEPTH`)."""
     import rclpy
     from rosgraph_msgs.msg import Clock
 
     if not (rate > 0):
         raise ValueError(f"rate: expected a positive factor, got {rate}")
+    if not (isinstance(depth, int) and depth >= 1):
+        raise ValueError(f"depth: expected a publisher history depth >= 1, got {depth!r}")
     stop_event = stop_event or threading.Event()
     stats = PlayStats()
     owns_context = False
@@ -157,9 +163,10 @@ def play_bag(path: str | Path, *, rate: float = 1.0, loop: bool = False, topics:
                 try:
                     cls = _message_class(info.msgtype)
                 except (ModuleNotFoundError, AttributeError, ValueError) as exc:
-                    stats.skipped_topics[info.name] = f"no rclpy message class for {info.msgtype} ({exc})"
+                    hint = "; install tf2_msgs (ros-<distro>-tf2-msgs)" if info.msgtype.startswith("tf2_msgs/") else ""
+                    stats.skipped_topics[info.name] = f"no rclpy message class for {info.msgtype} ({exc}){hint}"
                     continue
-                qos = _qos_for(bag.connection_for(info.name), info.msgtype)
+                qos = _qos_for(bag.connection_for(info.name), info.msgtype, depth, info.name)
                 pubs[info.name] = (node.create_publisher(cls, info.name, qos), cls)
             if wanted:
                 for t in sorted(wanted - set(bag.topics)):

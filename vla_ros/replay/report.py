@@ -51,14 +51,19 @@ def _fmt(v: Any, scale: float = 1.0, fmt: str = "{:.3f}") -> str:
     return fmt.format(float(v) * scale)
 
 
-def summary_row(name: str, path: str, metrics: dict | None = None, error: str = "") -> dict[str, Any]:
-    """One line of the summary table (from a bag's metrics, or a skipped bag's reason)."""
+def summary_row(name: str, path: str, metrics: dict | None = None, error: str = "",
+                notes: Sequence[str] = ()) -> dict[str, Any]:
+    """One line of the summary table (from a bag's metrics, or a skipped bag's reason and notes)."""
     row: dict[str, Any] = {"name": name, "bag": path, "ok": metrics is not None, "error": error}
     if metrics is None:
+        if notes:
+            row["notes"] = list(notes)
         return row
     pol = metrics.get("policy", {})
     row["duration_s"] = metrics.get("duration_s")
     row["chunks"] = pol.get("inference", {}).get("chunks")
+    if "hold" in metrics:
+        row["chunks_hold"] = metrics["hold"].get("inference", {}).get("chunks")
     row["inference_p50_s"] = pol.get("latency", {}).get("inference_s", {}).get("p50")
     row["speed_x"] = metrics.get("timing_s", {}).get("speed_x")
     vs = metrics.get("vs_hold")
@@ -85,6 +90,8 @@ def mean_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
             out.setdefault(key, {})[side] = sum(vals) / len(vals) if vals else float("nan")
     out["duration_s"] = sum(r.get("duration_s") or 0.0 for r in ok)
     out["chunks"] = sum(r.get("chunks") or 0 for r in ok)
+    if any("chunks_hold" in r for r in ok):
+        out["chunks_hold"] = sum(r.get("chunks_hold") or 0 for r in ok)
     lat = [r["inference_p50_s"] for r in ok if r.get("inference_p50_s") is not None]
     out["inference_p50_s"] = sum(lat) / len(lat) if lat else None
     sp = [r["speed_x"] for r in ok if r.get("speed_x")]
@@ -92,9 +99,15 @@ def mean_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     return out
 
 
+def _chunk_counts(r: dict[str, Any]) -> str:
+    """'policy / hold' chunk counts of a row (every chunk; the scores use the common samples)."""
+    hold = r.get("chunks_hold")
+    return f"{r.get('chunks', '-')} / {hold if hold is not None else '-'}"
+
+
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """The summary as aligned text (printed by `vla-ros eval` / `demo`)."""
-    head = ["bag", "dur [s]", "chunks"] + [f"{label} policy / hold" for _, label, *_ in HEADLINE_LABELS] + \
+    head = ["bag", "dur [s]", "chunks policy / hold"] + [f"{label} policy / hold" for _, label, *_ in HEADLINE_LABELS] + \
            ["infer p50 [ms]", "speed [x]"]
     lines = []
     all_rows = list(rows)
@@ -105,7 +118,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
         if not r.get("ok"):
             lines.append([r["name"], "-", "-"] + ["skipped"] + [""] * (len(HEADLINE_LABELS) + 1))
             continue
-        cells = [r["name"], _fmt(r.get("duration_s"), 1, "{:.1f}"), str(r.get("chunks", "-"))]
+        cells = [r["name"], _fmt(r.get("duration_s"), 1, "{:.1f}"), _chunk_counts(r)]
         for key, _, scale, fmt in HEADLINE_LABELS:
             cells.append(f"{_fmt(r[key]['policy'], scale, fmt)} / {_fmt(r[key]['hold'], scale, fmt)}")
         cells.append(_fmt(r.get("inference_p50_s"), 1e3, "{:.1f}"))
@@ -119,6 +132,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     for r in rows:
         if not r.get("ok"):
             out.append(f"skipped {r['name']}: {r['error']}")
+            out.extend(f"  note: {n}" for n in r.get("notes", ()))
     return "\n".join(out)
 
 
@@ -146,7 +160,7 @@ def _cell(v: Any, scale: float = 1.0, fmt: str = "{:.3f}") -> str:
 
 def _summary_html(rows: Sequence[dict[str, Any]]) -> str:
     head = "".join(f"<th>{html.escape(label)}<br>policy / hold</th>" for _, label, *_ in HEADLINE_LABELS)
-    out = [f"<table><tr><th>bag</th><th>duration [s]</th><th>chunks</th>{head}<th>inference p50 [ms]</th>"
+    out = [f"<table><tr><th>bag</th><th>duration [s]</th><th>chunks<br>policy / hold</th>{head}<th>inference p50 [ms]</th>"
            f"<th>replay speed [x real time]</th></tr>"]
     all_rows = list(rows)
     m = mean_row(rows)
@@ -155,7 +169,9 @@ def _summary_html(rows: Sequence[dict[str, Any]]) -> str:
     for r in all_rows:
         if not r.get("ok"):
             out.append(f"<tr><td>{html.escape(r['name'])}</td><td colspan='{len(HEADLINE_LABELS) + 4}' class='bad' "
-                       f"style='text-align:left'>skipped: {html.escape(r['error'])}</td></tr>")
+                       f"style='text-align:left'>skipped: {html.escape(r['error'])}"
+                       + "".join(f"<br><span class='muted'>note: {html.escape(n)}</span>" for n in r.get("notes", ()))
+                       + "</td></tr>")
             continue
         cells = []
         for key, _, scale, fmt in HEADLINE_LABELS:
@@ -166,7 +182,9 @@ def _summary_html(rows: Sequence[dict[str, Any]]) -> str:
             cells.append(f"<td class='{cls}'>{_cell(p, scale, fmt)} / {_cell(h, scale, fmt)}</td>")
         name = html.escape(r["name"])
         link = f"<a href='#bag-{name}'>{name}</a>" if r.get("bag") else f"<b>{name}</b>"
-        out.append(f"<tr><td>{link}</td><td>{_cell(r.get('duration_s'), 1, '{:.1f}')}</td><td>{r.get('chunks', '-')}</td>"
+        if r.get("warnings"):  # the flag: numbers that may be shaped by more than the policy
+            link += f" <span class='bad' title='see the warnings of this bag'>&#9888; {int(r['warnings'])}</span>"
+        out.append(f"<tr><td>{link}</td><td>{_cell(r.get('duration_s'), 1, '{:.1f}')}</td><td>{html.escape(_chunk_counts(r))}</td>"
                    f"{''.join(cells)}<td>{_cell(r.get('inference_p50_s'), 1e3, '{:.1f}')}</td>"
                    f"<td>{_cell(r.get('speed_x'), 1, '{:.1f}')}</td></tr>")
     out.append("</table>")

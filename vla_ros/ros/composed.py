@@ -43,7 +43,9 @@ if TYPE_CHECKING:  # imported where used: the executor child process never loads
 # How long the executor process gets to leave after SIGINT before it is killed (its DDS teardown
 # can hang, issue 11); the whole runner must stop within a bound so a supervisor's respawn works.
 CHILD_STOP_TIMEOUT = 5.0
-CHILD_FLAG = "--executor-child"
+CHILD_FLAG = "--child"
+# Nodes that run as children of the runner: name -> module with ``main(argv)``.
+CHILD_MAINS = {"executor": "vla_ros.ros.executor_node", "sim": "vla_ros.ros.sim_node"}
 
 
 def _overrides(params: dict) -> list[Parameter]:
@@ -137,9 +139,10 @@ def start_graph(plan: LaunchPlan, context: Context | None = None, args: list[str
 
 
 # ---------------------------------------------------------------------------- two processes
-def executor_command(spec: NodeSpec, params_file: str) -> list[str]:
-    """The executor process's command line: what launch_ros runs for `spec`, through our child entry."""
-    cmd = [sys.executable, "-m", "vla_ros.ros.composed", CHILD_FLAG, str(os.getpid()),
+def node_command(spec: NodeSpec, params_file: str, child: str) -> list[str]:
+    """A child node's command line (`child` in CHILD_MAINS): what launch_ros runs for `spec`, through
+    our child entry, which makes the child die with the runner."""
+    cmd = [sys.executable, "-m", "vla_ros.ros.composed", CHILD_FLAG, child, str(os.getpid()),
            "--ros-args", "--params-file", params_file, "-r", f"__node:={spec.name}"]
     if spec.namespace:
         cmd += ["-r", f"__ns:=/{spec.namespace.strip('/')}"]
@@ -147,6 +150,32 @@ def executor_command(spec: NodeSpec, params_file: str) -> list[str]:
     for old, new in spec.remappings:
         cmd += ["-r", f"{old}:={new}"]
     return cmd
+
+
+def executor_command(spec: NodeSpec, params_file: str) -> list[str]:
+    """The executor process's command line."""
+    return node_command(spec, params_file, "executor")
+
+
+def start_child(spec: NodeSpec, directory: str, child: str, **popen_kwargs) -> subprocess.Popen:
+    """`spec` as a child process (`child` in CHILD_MAINS) in its own session, so a terminal's Ctrl-C
+    reaches only the runner, which then stops it with exactly one SIGINT (`stop_child`)."""
+    return subprocess.Popen(node_command(spec, write_params_file(spec, directory), child), start_new_session=True,
+                            **popen_kwargs)
+
+
+def stop_child(proc: subprocess.Popen, timeout: float, what: str) -> int | None:
+    """SIGINT a child process, kill it after `timeout` s (saying so); its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            print(f"vla-ros run: the {what} process did not stop within {timeout:g} s of SIGINT; killing it",
+                  file=sys.stderr, flush=True)
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 def write_params_file(spec: NodeSpec, directory: str) -> str:
@@ -200,17 +229,7 @@ class SplitGraph:
 
     def stop_executor(self, timeout: float = CHILD_STOP_TIMEOUT) -> int | None:
         """SIGINT the executor process, kill it after `timeout` s; its exit code."""
-        proc = self.executor_process
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                print(f"vla-ros run: the executor process did not stop within {timeout:g} s of SIGINT; killing it",
-                      file=sys.stderr, flush=True)
-                proc.kill()
-                proc.wait()
-        return proc.returncode
+        return stop_child(self.executor_process, timeout, "executor")
 
     def stop(self) -> None:
         if self._stopped:
@@ -240,7 +259,7 @@ def start_split(plan: LaunchPlan, context: Context | None = None, args: list[str
     ex_spec = plan.nodes[1]
     # Its own session: a terminal's Ctrl-C reaches only this process, which then stops the executor
     # with exactly one SIGINT (a second one would interrupt its shutdown half-way).
-    proc = subprocess.Popen(executor_command(ex_spec, write_params_file(ex_spec, tmpdir.name)), start_new_session=True)
+    proc = start_child(ex_spec, tmpdir.name, "executor")
     try:
         if context is None:
             context = Context()
@@ -263,7 +282,7 @@ def start_split(plan: LaunchPlan, context: Context | None = None, args: list[str
 
 
 def _die_with_parent(parent_pid: int) -> None:
-    """Linux: SIGINT this process when the runner dies (even by SIGKILL), so no executor is orphaned."""
+    """Linux: SIGINT this process when the runner dies (even by SIGKILL), so no executor or sim is orphaned."""
     try:
         import ctypes
 
@@ -276,16 +295,18 @@ def _die_with_parent(parent_pid: int) -> None:
         sys.exit(1)
 
 
-def _executor_child_main(argv: Sequence[str]) -> int:
-    """``python -m vla_ros.ros.composed --executor-child PARENT_PID --ros-args ...``: executor_node.main."""
-    from vla_ros.ros import executor_node
+def _child_main(argv: Sequence[str]) -> int:
+    """``python -m vla_ros.ros.composed --child executor|sim PARENT_PID --ros-args ...``: that node's main."""
+    import importlib
 
-    if len(argv) < 3 or argv[1] != CHILD_FLAG:
-        print(f"usage: python -m vla_ros.ros.composed {CHILD_FLAG} PARENT_PID --ros-args ...", file=sys.stderr)
+    if len(argv) < 4 or argv[1] != CHILD_FLAG or argv[2] not in CHILD_MAINS or not argv[3].isdigit():
+        print(f"usage: python -m vla_ros.ros.composed {CHILD_FLAG} {{{'|'.join(CHILD_MAINS)}}} PARENT_PID --ros-args ...",
+              file=sys.stderr)
         return 2
-    _die_with_parent(int(argv[2]))
-    return executor_node.main(["executor_node", *argv[3:]])
+    _die_with_parent(int(argv[3]))
+    node = importlib.import_module(CHILD_MAINS[argv[2]])
+    return node.main([f"{argv[2]}_node", *argv[4:]])
 
 
 if __name__ == "__main__":
-    sys.exit(_executor_child_main(sys.argv))
+    sys.exit(_child_main(sys.argv))

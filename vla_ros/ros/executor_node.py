@@ -82,15 +82,16 @@ except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
 
 from vla_ros.core.config import ConfigError, VlaConfig
-from vla_ros.core.executor import LIMIT_NAMES, ChunkExecutor, Command, ExecutorState, ExecutorStatusData
+from vla_ros.core.executor import ChunkExecutor, Command, ExecutorState, ExecutorStatusData
 from vla_ros.core.msg_decode import ChunkTooLong, MessageError, chunk_from_msg, pose_to_ee
-from vla_ros.core.rotations import rotvec_to_quat
-from vla_ros.core.types import ActionChunk
+from vla_ros.core.types import ActionChunk, EEPose
 from vla_ros.msg import ActionChunk as ActionChunkMsg
 from vla_ros.msg import ExecutorStatus
-from vla_ros.ros.conversions import header, pose_msg, time_msg
+from vla_ros.ros.conversions import ENCODER
 from vla_ros.ros import node_main
 from vla_ros.ros.launch_plan import EXECUTOR_NODE_KEYS, EXECUTOR_NODE_WRITABLE
+from vla_ros.ros.tf_listener import TfListener
+from vla_ros.core.tf_buffer import ChainPoses, TransformBuffer, ee_pose_from_tf
 from vla_ros.ros.params import RuntimeParameters, declare_config, set_result
 
 # The control thread shares the interpreter with other threads (the off-loop worker; the policy in
@@ -209,6 +210,16 @@ class ExecutorNode(Node):
         if ex.estop_required and not ex.estop_topic:
             raise ConfigError("executor.estop_required: needs an e-stop topic to hear (executor.estop_topic is '')")
         self.core = ChunkExecutor.from_config(self.cfg)
+        # Chunks in another frame than robot.base_frame go through /tf + /tf_static (refused by name if unknown).
+        self.tf = TfListener(self, TransformBuffer(robot.tf_cache_time, robot.tf_max_extrapolation), robot.tf_topic,
+                             robot.tf_static_topic)
+        if self.tf.available:
+            self.core.transforms = self.tf.buffer
+        # The feedback pose from TF (robot.ee_pose_source tf, or auto without robot.ee_pose_topic).
+        self._ee_chain = None
+        if ee_pose_from_tf(robot) and self.tf.available:
+            self._ee_chain = ChainPoses(self.tf.buffer, robot.base_frame, robot.ee_frame)
+            self.tf.on_update = self._on_tf_update
         self.dry_run = ex.dry_run
         self._runtime = RuntimeParameters(EXECUTOR_NODE_WRITABLE)
         self._lock = threading.Lock()
@@ -236,7 +247,9 @@ class ExecutorNode(Node):
         self._worker = OffLoopWorker(self._decode_chunk, self._publish_status, ex.max_queued_chunks, self._dropped)
         # Raw CDR bytes: an over-long chunk is refused by its size before rclpy builds 10k Pose objects.
         self.create_subscription(ActionChunkMsg, self.cfg.policy.chunk_topic, self._on_chunk, reliable, raw=True)
-        if robot.ee_pose_topic:
+        if self._ee_chain is not None:
+            self.get_logger().info(f"end-effector pose from TF: {robot.base_frame} -> {robot.ee_frame}")
+        elif robot.ee_pose_topic:
             self.create_subscription(PoseStamped, robot.ee_pose_topic, self._on_pose, qos_profile_sensor_data)
         else:
             self.get_logger().error(
@@ -408,6 +421,12 @@ class ExecutorNode(Node):
             return
         self._pose, self._pose_time = pose, self.now()  # (the control callback runs in this thread too)
 
+    def _on_tf_update(self) -> None:
+        got = self._ee_chain.update(self.now())
+        if got is not None:  # stamped with the receive time, as a PoseStamped pose is (_on_pose)
+            _, tf = got
+            self._pose, self._pose_time = EEPose(tf.translation, tf.rotation, self.cfg.robot.base_frame), self.now()
+
     def _subscribe_estop(self, topic: str) -> None:
         """Two subscriptions, one handler: every publisher's QoS matches one of them (module docstring)."""
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -478,20 +497,18 @@ class ExecutorNode(Node):
         self._process_chunks()
 
     def _publish(self, cmd: Command) -> None:
-        hdr = header(cmd.stamp, cmd.frame_id)
+        t, frame = cmd.stamp, cmd.frame_id
+        hdr = ENCODER.header(t, frame)  # one header for the messages of this tick
         if self._pose_pub is not None:
-            self._pose_pub.publish(PoseStamped(header=hdr, pose=pose_msg(cmd.position, cmd.orientation)))
+            self._pose_pub.publish(ENCODER.pose_stamped(t, frame, cmd.position, cmd.orientation, header=hdr))
         if self._twist_pub is not None:
-            tw = TwistStamped(header=hdr)
-            tw.twist.linear.x, tw.twist.linear.y, tw.twist.linear.z = (float(v) for v in cmd.linear)
-            tw.twist.angular.x, tw.twist.angular.y, tw.twist.angular.z = (float(v) for v in cmd.angular)
-            self._twist_pub.publish(tw)
+            self._twist_pub.publish(ENCODER.twist_stamped(t, frame, cmd.linear, cmd.angular, header=hdr))
         if cmd.gripper is not None:
             position = self._g_closed + cmd.gripper * (self._g_open - self._g_closed)
             if self._grip_pub is not None:
-                self._grip_pub.publish(Float64(data=float(position)))
+                self._grip_pub.publish(ENCODER.float64(position))
             if self._grip_js_pub is not None:
-                self._grip_js_pub.publish(JointState(header=hdr, name=[self._gripper_joint], position=[float(position)]))
+                self._grip_js_pub.publish(ENCODER.joint_state(t, [self._gripper_joint], [position], header=hdr))
 
     def _log_state(self, cmd: Command) -> None:
         self._last_state = cmd.state
@@ -512,7 +529,7 @@ class ExecutorNode(Node):
 
     def _publish_status(self, item: tuple[ExecutorStatusData, list[str]]) -> None:
         st, notes = item
-        msg = status_to_msg(st, max_plan_steps=self.cfg.executor.max_chunk_steps)
+        msg = ENCODER.executor_status(st, max_plan_steps=self.cfg.executor.max_chunk_steps)
         if notes:
             msg.message = "; ".join([m for m in (msg.message,) if m] + notes)
         self._status_pub.publish(msg)
@@ -565,49 +582,6 @@ def set_realtime_priority(priority: int, thread_id: int = 0) -> str:
     except (PermissionError, OSError) as exc:
         return f"{exc.strerror or exc}; grant an rtprio limit (/etc/security/limits.conf) or CAP_SYS_NICE"
     return ""
-
-
-def status_to_msg(st: ExecutorStatusData, max_plan_steps: int | None = None) -> ExecutorStatus:
-    """ExecutorStatusData -> vla_ros/ExecutorStatus; the plan cut to its first `max_plan_steps` steps.
-
-    The cut bounds the work per status (a bridge can stretch a plan beyond one chunk); the policy
-    side only uses the plan's first horizon of steps.
-    """
-    msg = ExecutorStatus()
-    msg.header = header(st.stamp, st.frame_id)
-    msg.state = int(st.state)
-    msg.state_name = st.state_name
-    msg.dry_run = bool(st.dry_run)
-    msg.chunk_seq = int(st.chunk_seq)
-    msg.policy_id = st.policy_id
-    msg.remaining_time = float(st.remaining_time)
-    msg.remaining_steps = int(st.remaining_steps)
-    msg.chunks_received = st.chunks_received
-    msg.chunks_rejected = st.chunks_rejected
-    msg.chunks_stale = st.chunks_stale
-    msg.skipped_steps = st.skipped_steps
-    msg.last_chunk_delay = float(st.last_chunk_delay)
-    msg.mean_chunk_delay = float(st.mean_chunk_delay)
-    msg.clamps = st.clamps
-    msg.holds = st.holds
-    msg.bridges = st.bridges
-    msg.limit_names = list(LIMIT_NAMES)
-    msg.limit_counts = [int(st.limit_counts[n]) for n in LIMIT_NAMES]
-    msg.message = st.message
-    msg.loop_period_mean = float(st.loop_period_mean)
-    msg.loop_period_p99 = float(st.loop_period_p99)
-    msg.loop_period_max = float(st.loop_period_max)
-    plan = st.plan
-    steps = plan.steps if max_plan_steps is None else min(plan.steps, max_plan_steps)
-    msg.plan_start = time_msg(plan.start)
-    msg.plan_dt = float(plan.dt)
-    msg.committed_steps = int(min(plan.committed_steps, steps))
-    if steps:
-        actions = plan.actions[:steps]
-        quats = rotvec_to_quat(actions[:, 3:6])
-        msg.plan_poses = [pose_msg(actions[i, :3], quats[i]) for i in range(steps)]
-        msg.plan_gripper = [float(g) for g in actions[:, 6]]
-    return msg
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,10 +19,14 @@ from lifecycle_msgs.msg import Transition
 from vla_ros.ros.launch_plan import LAUNCH_ARGUMENTS, LaunchPlan, NodeSpec
 
 
-def declare_arguments(extra=()) -> list:
-    """DeclareLaunchArgument for every plan argument (what `ros2 launch ... --show-args` lists)."""
+def declare_arguments(extra=(), base=LAUNCH_ARGUMENTS) -> list:
+    """DeclareLaunchArgument for every plan argument (what `ros2 launch ... --show-args` lists).
+
+    `base` is the launch file's argument set (`LAUNCH_ARGUMENTS`, or `SIM_LAUNCH_ARGUMENTS` for
+    sim.launch.py), `extra` its additions.
+    """
     return [DeclareLaunchArgument(a.name, default_value=a.default, description=a.description)
-            for a in (*LAUNCH_ARGUMENTS, *extra)]
+            for a in (*base, *extra)]
 
 
 def argument_values(context, names) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The node plan behind `ros2 launch vla_ros vla.launch.py` and `vla-ros run`.
+"""The node plan behind `ros2 launch vla_ros vla.launch.py` / `sim.launch.py` and `vla-ros run [--sim]`.
 
 Launch files must stay thin: they turn their string arguments into a `LaunchPlan` here (which
 config files, which nodes, with which parameters and remappings, lifecycle or not) and only
@@ -28,7 +28,8 @@ PACKAGE = "vla_ros"
 POLICY_NODE_KEYS = ("robot", "policy", "sync", "safety", "executor.max_chunk_steps")
 EXECUTOR_NODE_KEYS = (
     "robot.ee_pose_topic", "robot.base_frame", "robot.gripper_joint", "robot.gripper_closed", "robot.gripper_open",
-    "policy.chunk_topic", "executor", "safety",
+    "robot.ee_frame", "robot.ee_pose_source", "robot.tf_topic", "robot.tf_static_topic", "robot.tf_cache_time",
+    "robot.tf_max_extrapolation", "policy.chunk_topic", "executor", "safety",
 )
 # Keys a running node applies at once when set (``ros2 param set``); every other key is read-only.
 POLICY_NODE_WRITABLE = ("policy.rate_hz", "policy.instruction")
@@ -39,9 +40,22 @@ POLICY_NODE_PINNED = {k: "the ~/load_policy service (it loads and swaps the poli
 EXECUTOR_NODE_WRITABLE = ("executor.dry_run", "executor.twist_gain") + tuple(
     k for k in schema.leaf_types(VlaConfig) if k.startswith("safety.")
 )
+# sim_node (vla_ros/ros/sim_node.py): the robot profile's sensor topics and frames, the executor's
+# command topics (it subscribes to all of them, whatever executor.output_mode says), its own sim.* keys.
+SIM_NODE_KEYS = (
+    "robot.camera_names", "robot.camera_topics", "robot.joint_state_topic", "robot.joint_names",
+    "robot.gripper_joint", "robot.gripper_closed", "robot.gripper_open", "robot.ee_pose_topic",
+    "robot.instruction_topic", "robot.base_frame", "robot.ee_frame",
+    "executor.pose_topic", "executor.twist_topic", "executor.gripper_topic", "executor.gripper_joint_state_topic",
+    "sim.task", "sim.seed", "sim.image_size", "sim.physics_dt", "sim.real_time_factor", "sim.clock_rate",
+    "sim.camera_rate", "sim.task_state_topic",
+)
+SIM_NODE_WRITABLE = ("sim.real_time_factor",)
 # Node names: the nodes' own defaults, so `ros2 run` and `ros2 launch` give the same graph.
 POLICY_NODE_NAME = "vla_policy"
 EXECUTOR_NODE_NAME = "vla_executor"
+SIM_NODE_NAME = "vla_sim"
+SIM_ROBOT = "sim_panda"  # the robot profile of sim.launch.py when `robot` is not given
 
 
 @dataclass(frozen=True)
@@ -56,7 +70,7 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("config", "default",
                    "Base config: a file name in share/vla_ros/config (without .yaml) or a path to a YAML file."),
     LaunchArgument("robot", "",
-                   "Robot profile merged on top: franka, generic_dual_wrist, sim_tabletop (share/vla_ros/config/robots) "
+                   "Robot profile merged on top: franka, generic_dual_wrist, sim_panda, sim_tabletop (share/vla_ros/config/robots) "
                    "or a YAML path. Sets camera topics, joint names, frames, workspace limits, output mode."),
     LaunchArgument("policy_config", "",
                    "Policy profile merged on top: hold, tiny_demo (share/vla_ros/config/policies) or a YAML path."),
@@ -85,6 +99,33 @@ REPLAY_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("loop", "false", "Start the bag over when it ends."),
 )
 REPLAY_DEFAULTS = {**ARGUMENT_DEFAULTS, **{a.name: a.default for a in REPLAY_ARGUMENTS}}
+
+# sim.launch.py / `vla-ros run --sim`: the same graph plus sim_node, always on sim time. Three
+# arguments read differently there (robot defaults to the simulated Panda; use_sim_time cannot be
+# false; dry_run is still on unless turned off explicitly), and four are added.
+_SIM_CHANGED = {
+    "robot": LaunchArgument("robot", "", f"Robot profile merged on top ('' = {SIM_ROBOT}, the simulated Panda); a name in "
+                                         "share/vla_ros/config/robots or a YAML path."),
+    "use_sim_time": LaunchArgument("use_sim_time", "true",
+                                   "Always true in the simulator: every node runs on /clock from sim_node (false is refused)."),
+    "dry_run": LaunchArgument("dry_run", "",
+                              "Still ON by default in the simulator: the executor then publishes to preview/ topics and the "
+                              "simulated arm does not move. Pass dry_run:=false (vla-ros run --sim --dry-run false) to "
+                              "let it drive the arm. '' = from the config (default true)."),
+}
+SIM_ARGUMENTS: tuple[LaunchArgument, ...] = (
+    LaunchArgument("task", "", "Simulated task (sim.task): reach, push, pick. '' = from the config (reach)."),
+    LaunchArgument("seed", "", "Seed of the task's object positions (sim.seed). '' = from the config (0)."),
+    LaunchArgument("real_time_factor", "",
+                   "Sim seconds per wall second (sim.real_time_factor): 1 = real time, 2 = twice as fast, 0 = as fast as "
+                   "possible. '' = from the config (1)."),
+    LaunchArgument("image_size", "", "Side of the square camera renders in px (sim.image_size). '' = from the config (128)."),
+)
+SIM_LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
+    *(_SIM_CHANGED.get(a.name, a) for a in LAUNCH_ARGUMENTS), *SIM_ARGUMENTS)
+SIM_DEFAULTS = {a.name: a.default for a in SIM_LAUNCH_ARGUMENTS}
+_SIM_SHORTCUTS = {"task": "sim.task", "seed": "sim.seed", "real_time_factor": "sim.real_time_factor",
+                  "image_size": "sim.image_size"}
 
 # Arguments that are shortcuts for one config key.
 _SHORTCUTS = {"policy": "policy.type", "checkpoint": "policy.checkpoint", "device": "policy.device",
@@ -130,8 +171,8 @@ def parse_bool(name: str, text: str) -> bool:
     raise ConfigError(f"launch argument {name}: expected true or false, got {text!r}")
 
 
-def _overrides(args: Mapping[str, str]) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
+def _overrides(args: Mapping[str, str], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    overrides: dict[str, Any] = dict(extra or {})
     for arg, key in _SHORTCUTS.items():
         if args[arg].strip():
             overrides[key] = args[arg].strip()
@@ -173,16 +214,23 @@ def _node_parameters(cfg: VlaConfig, selectors: tuple[str, ...], use_sim_time: b
     return params
 
 
-def build_plan(arguments: Mapping[str, str] | None = None, *, policy_node_lifecycle: bool = True) -> LaunchPlan:
+def _check_known(arguments: Mapping[str, str] | None, known: Mapping[str, str]) -> None:
+    unknown = sorted(set(arguments or {}) - set(known))
+    if unknown:
+        raise ConfigError(f"launch argument {unknown[0]}: unknown (known: {', '.join(known)})")
+
+
+def build_plan(arguments: Mapping[str, str] | None = None, *, policy_node_lifecycle: bool = True,
+               extra_overrides: Mapping[str, Any] | None = None) -> LaunchPlan:
     """Launch arguments (strings, as `ros2 launch` gives them) -> the validated node plan.
 
-    Raises ConfigError naming the argument/key for anything invalid, including a policy that
-    does not fit the robot profile (both named).
+    `extra_overrides` (dotted keys) are applied after the arguments' own overrides and before
+    ``set`` (`build_sim_plan` passes its sim.* shortcuts this way). Raises ConfigError naming the
+    argument/key for anything invalid, including a policy that does not fit the robot profile
+    (both named).
     """
     args = dict(ARGUMENT_DEFAULTS)
-    unknown = sorted(set(arguments or {}) - set(args))
-    if unknown:
-        raise ConfigError(f"launch argument {unknown[0]}: unknown (known: {', '.join(args)})")
+    _check_known(arguments, args)
     args.update({k: str(v) for k, v in (arguments or {}).items()})
 
     files = [str(profiles.resolve("config", args["config"]))]
@@ -190,7 +238,7 @@ def build_plan(arguments: Mapping[str, str] | None = None, *, policy_node_lifecy
         files.append(str(profiles.resolve("robot", args["robot"].strip())))
     if args["policy_config"].strip():
         files.append(str(profiles.resolve("policy", args["policy_config"].strip())))
-    cfg = load_config(files, _overrides(args))
+    cfg = load_config(files, _overrides(args, extra_overrides))
     use_sim_time = parse_bool("use_sim_time", args["use_sim_time"])
 
     meta = None
@@ -238,3 +286,29 @@ def build_replay_plan(arguments: Mapping[str, str]) -> LaunchPlan:
     player = ("vla-ros", "play", "--bag", str(Path(bag).expanduser()), "--rate", f"{rate:g}", *(("--loop",) if loop else ()))
     return replace(plan, processes=(player,))
 
+
+
+def build_sim_plan(arguments: Mapping[str, str] | None = None, *, policy_node_lifecycle: bool = True) -> LaunchPlan:
+    """The plan of `build_plan` plus sim_node, every node on sim time (sim.launch.py, `vla-ros run --sim`).
+
+    The robot profile defaults to `SIM_ROBOT`; ``use_sim_time`` false is refused (the nodes would
+    run on wall time against a simulated arm); ``dry_run`` keeps the config's value (on) unless the
+    argument turns it off. The sim node is the plan's third node (`NodeSpec` named `SIM_NODE_NAME`).
+    """
+    _check_known(arguments, SIM_DEFAULTS)
+    args = {**SIM_DEFAULTS, **{k: str(v) for k, v in (arguments or {}).items()}}
+    if not parse_bool("use_sim_time", args["use_sim_time"]):
+        raise ConfigError("launch argument use_sim_time: the simulator runs every node on sim time (/clock from "
+                          "sim_node); it cannot be false")
+    extra: dict[str, Any] = {}
+    for arg, key in _SIM_SHORTCUTS.items():
+        text = args.pop(arg).strip()
+        if text:
+            extra[key] = parse_override(f"{key}={text}")[1]  # read as YAML; the schema checks it, naming the key
+    if not args["robot"].strip():
+        args["robot"] = SIM_ROBOT
+    plan = build_plan(args, policy_node_lifecycle=policy_node_lifecycle, extra_overrides=extra)
+    namespace = plan.nodes[0].namespace
+    sim = NodeSpec(SIM_NODE_NAME, "sim_node", namespace, _node_parameters(plan.config, SIM_NODE_KEYS, True),
+                   ros_arguments=plan.nodes[0].ros_arguments)
+    return replace(plan, nodes=(*plan.nodes, sim))

@@ -44,6 +44,7 @@ service): it is checked against the robot profile and the node's inputs first.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 import time
@@ -59,22 +60,23 @@ from rclpy.parameter import Parameter
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import Header, String
+from std_msgs.msg import String
 
 from vla_ros.core.config import ConfigError, VlaConfig
 from vla_ros.core.executor.plausibility import check_chunk
 from vla_ros.core.executor_feedback import ExecutorFeedback, rtc_guidance
 from vla_ros.core.inference_worker import InferenceRecord, InferenceWorker, WorkerBusy
 from vla_ros.core.observation_builder import InputProblem, ObservationBuilder, ObservationSpec
-from vla_ros.core.rotations import quat_mul, rotvec_to_quat
+from vla_ros.core.tf_buffer import ChainPoses, TransformBuffer, ee_pose_from_tf, tf_pose_topic
 from vla_ros.core.triggers import QueueTrigger
-from vla_ros.core.types import ActionChunk, ActionMode, ChunkGuidance, Observation
+from vla_ros.core.types import ChunkGuidance, Observation
 from vla_ros.msg import ActionChunk as ActionChunkMsg
 from vla_ros.msg import ExecutorStatus, PolicyStatus
 from vla_ros.policy.base import Policy
 from vla_ros.policy.compat import check_compatible, compatibility_report
 from vla_ros.policy.registry import load_configured_policy
-from vla_ros.ros.conversions import chunk_to_msg, header, image_to_rgb, pose_msg
+from vla_ros.ros.conversions import ENCODER, header, pose_msg
+from vla_ros.ros.tf_listener import TfListener
 from vla_ros.ros import node_main
 from vla_ros.ros.launch_plan import POLICY_NODE_KEYS, POLICY_NODE_PINNED, POLICY_NODE_WRITABLE, select_keys
 from vla_ros.ros.params import RuntimeParameters, declare_config, set_result
@@ -92,16 +94,6 @@ STATE_NAMES = {
     PolicyStatus.STATE_RUNNING: "running",
     PolicyStatus.STATE_ERROR: "error",
 }
-
-
-def chunk_pose_array(chunk: ActionChunk, hdr: Header) -> PoseArray:
-    """The chunk's poses as absolute targets (DELTA composed with the reference pose), for RViz."""
-    pos, quat = chunk.actions[:, :3], rotvec_to_quat(chunk.actions[:, 3:6])
-    if chunk.mode == ActionMode.DELTA and chunk.reference_pose is not None:
-        ref = chunk.reference_pose
-        pos = pos + ref.position
-        quat = quat_mul(quat, ref.orientation)
-    return PoseArray(header=hdr, poses=[pose_msg(pos[i], quat[i]) for i in range(chunk.horizon)])
 
 
 class ServiceThread:
@@ -244,10 +236,11 @@ class PolicyNode(LifecycleNode):
             self.publish_status()  # LOADING, before a load that may take a while
             policy = load_configured_policy(self.cfg.policy)
             try:
-                for line in compatibility_report(policy.metadata, self.cfg.robot, self.cfg.policy):
+                robot = self._spec_robot()
+                for line in compatibility_report(policy.metadata, robot, self.cfg.policy):
                     self.get_logger().info(line)
-                check_compatible(policy.metadata, self.cfg.robot, self.cfg.policy)
-                spec = ObservationSpec.from_config(self.cfg.robot, policy.metadata)
+                check_compatible(policy.metadata, robot, self.cfg.policy)
+                spec = ObservationSpec.from_config(robot, policy.metadata)
             except BaseException:
                 policy.close()
                 raise
@@ -328,7 +321,7 @@ class PolicyNode(LifecycleNode):
     # ------------------------------------------------------------------ set-up / tear-down
     def _setup(self, spec: ObservationSpec, policy: Policy) -> None:
         cfg, p = self.cfg, self.cfg.policy
-        self.builder = ObservationBuilder.from_config(spec, cfg, decode_image=image_to_rgb, on_problem=self._on_problem)
+        self.builder = ObservationBuilder.from_config(spec, cfg, on_problem=self._on_problem)
         self.builder.counting = False
         self.worker = InferenceWorker(
             partial(self.builder.take, clock=self.now),  # the age is checked again after decoding
@@ -362,7 +355,15 @@ class PolicyNode(LifecycleNode):
             self._subs.append(self.create_subscription(msg_type, cam.topic, partial(self._on_image, cam.name), sensor))
         if spec.joint_state_topic:
             self._subs.append(self.create_subscription(JointState, spec.joint_state_topic, self._on_joint_state, sensor))
-        if spec.ee_pose_topic:
+        if spec.ee_pose_topic and ee_pose_from_tf(cfg.robot):  # the EE pose from /tf + /tf_static
+            robot = cfg.robot
+            listener = TfListener(self, TransformBuffer(robot.tf_cache_time, robot.tf_max_extrapolation),
+                                  robot.tf_topic, robot.tf_static_topic)
+            chain = ChainPoses(listener.buffer, robot.base_frame, robot.ee_frame)
+            listener.on_update = partial(self._on_tf_update, chain)
+            self._subs.extend(listener.subscriptions)
+            self.get_logger().info(f"end-effector pose from TF: {robot.base_frame} -> {robot.ee_frame}")
+        elif spec.ee_pose_topic:
             self._subs.append(self.create_subscription(PoseStamped, spec.ee_pose_topic, self._on_ee_pose, sensor))
         if cfg.robot.instruction_topic:
             latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -485,8 +486,8 @@ class PolicyNode(LifecycleNode):
         """
         if self.worker is None or self.builder is None:
             raise RuntimeError("replace_policy: the node is not configured")
-        check_compatible(policy.metadata, self.cfg.robot)
-        needed = ObservationSpec.from_config(self.cfg.robot, policy.metadata).inputs()
+        check_compatible(policy.metadata, self._spec_robot())
+        needed = ObservationSpec.from_config(self._spec_robot(), policy.metadata).inputs()
         missing = [t for n, t in needed.items() if n not in self.builder.topics]
         if missing:
             raise ConfigError(
@@ -516,6 +517,20 @@ class PolicyNode(LifecycleNode):
         builder = self.builder
         if builder is not None:
             builder.add_ee_pose(msg, self.now())
+
+    def _on_tf_update(self, chain: ChainPoses) -> None:
+        got = chain.update(self.now())
+        if got is not None:  # the same path as a PoseStamped on robot.ee_pose_topic
+            t, tf = got
+            self._on_ee_pose(PoseStamped(header=header(t, self.cfg.robot.base_frame),
+                                         pose=pose_msg(tf.translation, tf.rotation)))
+
+    def _spec_robot(self):
+        """robot config for the observation spec: the TF pose named when it replaces an empty ee_pose_topic."""
+        robot = self.cfg.robot
+        if ee_pose_from_tf(robot) and not robot.ee_pose_topic:
+            return dataclasses.replace(robot, ee_pose_topic=tf_pose_topic(robot.base_frame, robot.ee_frame))
+        return robot
 
     def _on_instruction(self, msg: String) -> None:
         builder = self.builder
@@ -635,7 +650,7 @@ class PolicyNode(LifecycleNode):
             return  # deactivated while inferring: an inactive node publishes no chunk
         if not self._check_chunk(record):
             return
-        msg = chunk_to_msg(record.chunk)
+        msg = ENCODER.action_chunk(record.chunk)
         stamp_ns = getattr(record.sample, "stamp_ns", None)
         if stamp_ns is not None:  # the pivot camera's exact header stamp, not a float round trip
             msg.header.stamp = Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
@@ -648,7 +663,9 @@ class PolicyNode(LifecycleNode):
         preview = self._preview_pub
         # After the chunk (RViz can wait, the executor cannot), and only if someone is looking.
         if preview is not None and preview.get_subscription_count() > 0:
-            preview.publish(chunk_pose_array(record.chunk, msg.header))
+            poses = ENCODER.chunk_pose_array(record.chunk)
+            poses.header = msg.header
+            preview.publish(poses)
         if self._infer_error:
             self._infer_error = ""
             self.get_logger().info("inference recovered")

@@ -79,6 +79,8 @@ class ExecutorStatusData:
     message: str = ""
     watchdog_trips: int = 0
     frame_id: str = ""
+    # largest amount past each safety limit, by config key (SafetyFilter.excess): m, rad or gripper units
+    limit_excess: dict[str, float] | None = None
 
     @property
     def state_name(self) -> str:

@@ -53,6 +53,7 @@ import numpy as np
 
 from vla_ros.core.config import ExecutorConfig, SafetyConfig, VlaConfig
 from vla_ros.core.executor.blending import Plan, make_strategy
+from vla_ros.core.executor.frames import chunk_in_frame
 from vla_ros.core.executor.bridge import Bridge, plan_bridge
 from vla_ros.core.executor.command import Command, ExecutorState, ExecutorStatusData
 from vla_ros.core.executor.interpolation import PoseSample, quat_delta_rotvec
@@ -63,6 +64,7 @@ from vla_ros.core.executor.timeline import TIME_EPS, grid_after, place_chunk
 from vla_ros.core.executor.watchdog import Watchdog
 from vla_ros.core.msg_decode import ChunkTooLong, MessageError, chunk_from_msg
 from vla_ros.core.executor.rtc import ExecutionPlan
+from vla_ros.core.tf_buffer import TransformBuffer, TransformError
 from vla_ros.core.types import ActionChunk, EEPose
 
 _ZERO3 = np.zeros(3)
@@ -92,6 +94,9 @@ class ChunkExecutor:
         self.cfg = executor or ExecutorConfig()
         self.safety_cfg = safety or SafetyConfig()
         self.frame_id = frame_id
+        # Transforms for chunks in another frame (`frames.chunk_in_frame`); None = such chunks are refused.
+        self.transforms: TransformBuffer | None = None
+        self.chunks_transformed = 0
         self.strategy = make_strategy(self.cfg.strategy, self.cfg.ensemble_decay)
         self.safety = SafetyFilter(self.safety_cfg)
         self.monitor = PoseMonitor(self.safety_cfg)
@@ -170,6 +175,14 @@ class ChunkExecutor:
             self._message = (f"chunk {chunk.seq} was observed {self._estop_time - chunk.stamp:.3f} s before the last "
                              "e-stop: never executed after the reset")
             return SubmitResult(False, self._message, 0, delay)
+        if self.transforms is not None and chunk.frame_id and self.frame_id and chunk.frame_id != self.frame_id:
+            try:
+                chunk = chunk_in_frame(chunk, self.frame_id, self.transforms)
+            except TransformError as exc:
+                self.chunk_problems["frame"] += 1
+                return self._reject(f"chunk {chunk.seq} (frame): header.frame_id {chunk.frame_id!r}: no transform to "
+                                    f"{self.frame_id!r} (robot.base_frame): {exc}", count_received=False)
+            self.chunks_transformed += 1
         problem = check_chunk(chunk, self.safety_cfg, measured=self.monitor.fresh_pose(now), now=now,
                               max_steps=self.cfg.max_chunk_steps, frame_id=self.frame_id)
         if problem is not None:
@@ -496,4 +509,5 @@ class ChunkExecutor:
             message=message,
             watchdog_trips=self.watchdog.trips,
             frame_id=self.frame_id,
+            limit_excess=dict(self.safety.excess),
         )

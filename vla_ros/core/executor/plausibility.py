@@ -26,7 +26,7 @@ import numpy as np
 
 from vla_ros.core.config import SafetyConfig
 from vla_ros.core.executor.interpolation import quat_angle
-from vla_ros.core.executor.timeline import absolute_actions
+from vla_ros.core.action_modes import absolute_poses
 from vla_ros.core.types import ActionChunk, ActionMode, EEPose
 
 # Gripper values are normalised openings in [0, 1]; a little over/undershoot (un-normalisation
@@ -138,7 +138,7 @@ def check_chunk(chunk: ActionChunk, safety: SafetyConfig, *, measured: EEPose | 
         problem = _check_reference(chunk.reference_pose, measured, age, safety)
         if problem is not None:
             return problem
-    pos, quat, grip = absolute_actions(chunk)
+    pos, quat, grip = absolute_poses(chunk)
     m = safety.workspace_margin
     lo, hi = np.asarray(safety.workspace_min) - m, np.asarray(safety.workspace_max) + m
     outside = np.flatnonzero(((pos < lo) | (pos > hi)).any(axis=1))

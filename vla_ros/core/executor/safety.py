@@ -47,6 +47,9 @@ class SafetyFilter:
     def __init__(self, cfg: SafetyConfig):
         self.set_config(cfg)
         self.counts: dict[str, int] = dict.fromkeys(LIMIT_NAMES, 0)
+        # How far past each limit a command was, at most, by config key ("safety.workspace_min z": 0.05 m):
+        # a report can then say which limit shaped the commands and by how much.
+        self.excess: dict[str, float] = {}
 
     def set_config(self, cfg: SafetyConfig) -> None:
         """New limits from the next command on (counters kept)."""
@@ -57,6 +60,10 @@ class SafetyFilter:
     def _hit(self, flags: list[str], name: str) -> None:
         flags.append(name)
         self.counts[name] += 1
+
+    def _over(self, key: str, amount: float) -> None:
+        if amount > self.excess.get(key, 0.0):
+            self.excess[key] = float(amount)
 
     def filter_pose(self, raw: PoseSample, prev: PoseSample, dt: float) -> tuple[PoseSample, list[str], bool]:
         """(safe command, limits that acted, hold) for a plan command `raw` after `prev`.
@@ -75,20 +82,29 @@ class SafetyFilter:
         clipped = np.minimum(np.maximum(pos, self._lo), self._hi)
         if (clipped != pos).any():
             self._hit(flags, "workspace")
+            for i, axis in enumerate("xyz"):
+                if pos[i] < self._lo[i]:
+                    self._over(f"safety.workspace_min {axis}", float(self._lo[i] - pos[i]))
+                elif pos[i] > self._hi[i]:
+                    self._over(f"safety.workspace_max {axis}", float(pos[i] - self._hi[i]))
             pos = clipped
 
         step_lim = min(cfg.max_translation_step, cfg.max_linear_speed * dt)
         delta = pos - prev.position
         dist = math.sqrt(float(delta @ delta))
         if dist > step_lim:
-            self._hit(flags, "translation_step" if cfg.max_translation_step <= cfg.max_linear_speed * dt else "linear_speed")
+            by_step = cfg.max_translation_step <= cfg.max_linear_speed * dt
+            self._hit(flags, "translation_step" if by_step else "linear_speed")
+            self._over("safety.max_translation_step" if by_step else "safety.max_linear_speed", dist - step_lim)
             pos = prev.position + delta * (step_lim / dist)
 
         quat = raw.quaternion
         rot_lim = min(cfg.max_rotation_step, cfg.max_angular_speed * dt)
         angle = quat_angle(prev.quaternion, quat)
         if angle > rot_lim:
-            self._hit(flags, "rotation_step" if cfg.max_rotation_step <= cfg.max_angular_speed * dt else "angular_speed")
+            by_step = cfg.max_rotation_step <= cfg.max_angular_speed * dt
+            self._hit(flags, "rotation_step" if by_step else "angular_speed")
+            self._over("safety.max_rotation_step" if by_step else "safety.max_angular_speed", float(angle - rot_lim))
             quat = slerp(prev.quaternion, quat, rot_lim / angle)
 
         grip = raw.gripper
@@ -96,6 +112,7 @@ class SafetyFilter:
             g = min(max(grip, cfg.gripper_min), cfg.gripper_max)
             if g != grip:
                 self._hit(flags, "gripper")
+                self._over("safety.gripper_min" if grip < g else "safety.gripper_max", abs(grip - g))
                 grip = g
         return PoseSample(pos, quat, grip), flags, False
 

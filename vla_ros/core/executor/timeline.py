@@ -21,20 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_ros.core.executor.interpolation import Waypoints
-from vla_ros.core.action_modes import delta_to_absolute
-from vla_ros.core.rotations import rotvec_to_quat
-from vla_ros.core.types import ActionChunk, ActionMode
+from vla_ros.core.action_modes import absolute_poses
+from vla_ros.core.types import ActionChunk
 
 # Two times closer than this are "the same instant" (float rounding of stamps in ns).
 TIME_EPS = 1e-9
-
-
-def absolute_actions(chunk: ActionChunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(positions [H,3], quaternions [H,4], gripper [H]) of a chunk in absolute terms."""
-    acts = chunk.actions
-    if chunk.mode == ActionMode.DELTA:
-        acts = delta_to_absolute(acts, chunk.reference_pose)  # reference_pose: validated by ActionChunk
-    return acts[:, :3].copy(), rotvec_to_quat(acts[:, 3:6]), acts[:, 6].copy()
 
 
 @dataclass
@@ -63,7 +54,7 @@ def place_chunk(chunk: ActionChunk, now: float, latency_compensation: bool) -> P
     The returned ``skipped`` counts the actions not executed because their time had passed
     (the anchor among them); ``delay`` is ``now - chunk.stamp``.
     """
-    pos, quats, grip = absolute_actions(chunk)
+    pos, quats, grip = absolute_poses(chunk)
     h = chunk.horizon
     delay = now - chunk.stamp
     if latency_compensation:

@@ -1,4 +1,4 @@
-"""The flow-matching Vision-Language-Action policy (pi0-style deep fusion), ROS-free.
+"""The flow-matching Vision-Language-Action policy (pi0-style deep fusion or SmolVLA-style cross-attention), ROS-free.
 
 Modules, one job each:
 
@@ -6,7 +6,9 @@ Modules, one job each:
 - ``backbone``     the transformers model families (Gemma, Llama) used for the language backbone
                    and the action expert;
 - ``joint_layer``  one decoder layer over the concatenated prefix/suffix streams (ONE attention);
+- ``cross_layer``  one expert layer cross-attending to the backbone's per-layer keys/values (SmolVLA);
 - ``vision``       SigLIP image encoder + projector into the language width;
+- ``smolvlm_vision`` SmolVLM's vision transformer + pixel-shuffle connector (SmolVLA);
 - ``dual_vision``  SigLIP + DINOv2 with FiLM, aggregation tokens and a text-conditioned router;
 - ``expert``       the suffix embedder: state token, noisy actions fused with the time embedding
                    (pi0) or the adaRMS time condition (pi05);

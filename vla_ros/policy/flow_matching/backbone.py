@@ -6,6 +6,8 @@ The language backbone and the action expert are both stock transformers decoders
 use. We never call their ``forward``; `joint_layer` drives the layers' sub-modules itself so that
 prefix and suffix share ONE attention per layer. The expert has the backbone's number of layers,
 heads and head dim (the joint attention needs a common head space) but its own hidden width.
+A cross-attention expert layer (``expert.attention``, `cross_layer`) projects the backbone's
+keys/values instead of its own stream, so its k/v projections are ``kv_heads * head_dim`` square.
 """
 
 from __future__ import annotations
@@ -72,6 +74,11 @@ def build_expert(cfg: BackboneConfig, expert: ExpertConfig) -> nn.Module:
     family = FAMILIES[cfg.family]
     model = family.model_cls(_hf_config(family, cfg, expert.hidden_size, expert.intermediate_size, 1, None))
     model.embed_tokens = None  # the suffix is embedded by the expert heads, not by tokens
+    kv_width = cfg.num_key_value_heads * cfg.head_dim
+    for layer, kind in zip(model.layers, expert.layer_kinds(cfg.num_hidden_layers)):
+        if kind == "cross":  # reads the backbone's keys/values (kv_heads * head_dim wide), not its own stream
+            layer.self_attn.k_proj = nn.Linear(kv_width, kv_width, bias=False)
+            layer.self_attn.v_proj = nn.Linear(kv_width, kv_width, bias=False)
     if expert.time_conditioning == "adarms":
         from vla_ros.policy.flow_matching.adarms import make_adaptive
 

@@ -11,7 +11,7 @@ Layout (see docs/policy.md for the meaning of each key)::
      "io": {...cameras, image size, state, actions, horizon, dt, mode, normalization, text length},
      "backbone": {...transformers Gemma/Llama decoder hyper-parameters},
      "expert": {...action-expert width},
-     "vision": {"kind": "siglip" | "siglip_dinov2", "siglip": {...}, "dinov2": {...} | null, ...},
+     "vision": {"kind": "siglip" | "siglip_dinov2" | "smolvlm", "siglip": {...}, "dinov2": {...} | null, ...},
      "sampling": {...Euler steps, time-embedding periods},
      "training": {...time distribution},
      "tokenizer": {...file, special tokens},
@@ -19,7 +19,9 @@ Layout (see docs/policy.md for the meaning of each key)::
 
 Version 2 adds the keys pretrained pi0 / pi05 checkpoints need (prompt form, state token, image
 resize, normalisation epsilons, adaRMS time conditioning, float64 time angles, stored weights hash,
-import source). Each defaults to the version-1 behaviour, so every v1 file still loads unchanged.
+import source) and those of SmolVLA (the SmolVLM vision kind, embedding scaling, the state as the
+last prefix token, causal action tokens, cross-attention / interleaved expert layers). Each
+defaults to the version-1 behaviour, so every v1 file still loads unchanged.
 """
 
 from __future__ import annotations
@@ -39,14 +41,16 @@ FORMAT_VERSIONS = (1, 2)  # what it reads: every v2 key defaults to the v1 behav
 CONFIG_FILE = "config.json"
 
 FAMILIES = ("gemma", "llama")
-VISION_KINDS = ("siglip", "siglip_dinov2")
+VISION_KINDS = ("siglip", "siglip_dinov2", "smolvlm")
 STATE_SOURCES = ("ee_pose", "joints", "none")
 ACTION_MODES = ("absolute", "delta")
 NORMALIZATION_KINDS = ("mean_std", "quantile", "none")
 NORM_CONVENTIONS = ("openpi", "lerobot")
 PROMPT_FORMS = ("plain", "pi0", "pi05", "openpi_pi0")
 TIME_SCHEDULES = ("exact", "openpi")
-IMAGE_RESIZES = ("antialias", "bilinear")
+IMAGE_RESIZES = ("antialias", "bilinear", "bilinear_top_left")
+STATE_PLACEMENTS = ("auto", "suffix", "prefix")
+EXPERT_ATTENTIONS = ("joint", "cross", "interleaved")
 TIME_CONDITIONINGS = ("fused", "adarms")
 TIME_DTYPES = ("float32", "float64")
 EE_STATE_DIM = 7  # x, y, z, rx, ry, rz, gripper
@@ -87,8 +91,17 @@ class IOConfig:
     state_bins: int = param(256, "prompt pi05: bins of the normalised state over [-1, 1]", min=2)
     image_resize: str = param(
         "antialias",
-        "antialias (uint8, antialiased when shrinking) or bilinear (float, no antialias, clamped to [0,1]: openpi/LeRobot)",
+        "antialias (uint8, antialiased when shrinking), bilinear (float, no antialias, clamped to [0,1], padded "
+        "centred: openpi/LeRobot pi0) or bilinear_top_left (float, no antialias, not clamped, padded on the top and "
+        "left: SmolVLA)",
         choices=IMAGE_RESIZES,
+    )
+    state_placement: str = param(
+        "auto",
+        "where the state token goes: suffix (pi0: first expert token), prefix (SmolVLA: last prefix token, run by the "
+        "backbone in its own block, so every expert layer style can read it) or auto (prefix when the expert has "
+        "cross-attention layers, else suffix)",
+        choices=STATE_PLACEMENTS,
     )
     norm_convention: str = param(
         "openpi",
@@ -144,6 +157,9 @@ class BackboneConfig:
     rms_norm_eps: float = param(1e-6, "RMSNorm epsilon", gt=0)
     max_position_embeddings: int = param(8192, "longest joint sequence", min=1)
     hidden_act: str | None = param(None, "MLP activation (null = family default)", nonempty=True)
+    scale_embeddings: bool = param(
+        False, "multiply the image and text embeddings by sqrt(hidden_size) before the first layer (SmolVLA); "
+        "Gemma's text embeddings already scale themselves")
 
     def check(self) -> None:
         if self.num_attention_heads % self.num_key_value_heads:
@@ -167,6 +183,26 @@ class ExpertConfig:
         "(pi05: every expert norm gets scale/shift/gate from the time embedding, gated residuals)",
         choices=TIME_CONDITIONINGS,
     )
+    attention: str = param(
+        "joint",
+        "joint (pi0: every expert layer attends jointly over the prefix and the suffix), cross (every layer "
+        "cross-attends to the backbone's per-layer keys/values through its own k/v projections) or interleaved "
+        "(SmolVLA: layer i is joint when i % self_attn_every_n_layers == 0, else cross)",
+        choices=EXPERT_ATTENTIONS,
+    )
+    self_attn_every_n_layers: int = param(2, "interleaved: every n-th layer (from layer 0) is a joint-attention layer", min=1)
+    causal_actions: bool = param(
+        False, "each action token is its own causal block (SmolVLA: action i sees actions <= i); false: the action "
+        "tokens attend to each other both ways (pi0)")
+
+    def layer_kinds(self, num_layers: int) -> tuple[str, ...]:
+        """'self' or 'cross' for each expert layer."""
+        if self.attention == "joint":
+            return ("self",) * num_layers
+        if self.attention == "cross":
+            return ("cross",) * num_layers
+        n = self.self_attn_every_n_layers
+        return tuple("self" if i % n == 0 else "cross" for i in range(num_layers))
 
 
 @dataclass(frozen=True)
@@ -189,11 +225,13 @@ class VisionTowerConfig:
 class VisionConfig:
     """Image encoder: SigLIP alone, or SigLIP + DINOv2 with FiLM, aggregation tokens and a router."""
 
-    kind: str = param(REQUIRED, "siglip or siglip_dinov2", choices=VISION_KINDS)
+    kind: str = param(REQUIRED, "siglip, siglip_dinov2 or smolvlm (v2: SmolVLM's vision transformer + pixel-shuffle connector; "
+                     "its tower sizes in the siglip section)", choices=VISION_KINDS)
     siglip: VisionTowerConfig = section(VisionTowerConfig, "the SigLIP tower", default=REQUIRED)
     dinov2: VisionTowerConfig | None = section(VisionTowerConfig, "the DINOv2 tower (siglip_dinov2; null otherwise)", default=None)
     num_aggregation_tokens: int = param(64, "siglip_dinov2: learned tokens kept per camera", min=1)
     router_hidden_size: int = param(256, "siglip_dinov2: router MLP width", min=1)
+    scale_factor: int = param(4, "smolvlm: pixel-shuffle factor of the connector (scale_factor^2 patches -> one token)", min=1)
 
     def check(self) -> None:
         if self.kind == "siglip_dinov2" and self.dinov2 is None:
@@ -293,6 +331,23 @@ class FlowMatchingConfig:
                 raise FieldError(
                     f"vision.{name}.patch_size", f"must divide io.image_size ({self.io.image_size}), got {tower.patch_size}"
                 )
+        if self.vision.kind == "smolvlm" and (self.io.image_size // self.vision.siglip.patch_size) % self.vision.scale_factor:
+            raise FieldError("vision.scale_factor", f"must divide the patches per side "
+                             f"({self.io.image_size // self.vision.siglip.patch_size}), got {self.vision.scale_factor}")
+        if self.io.state_placement == "suffix" and self.io.uses_state_token and self.expert.attention == "cross":
+            raise FieldError("io.state_placement", "expert.attention 'cross' has no joint layer, so a suffix state token "
+                             "would never reach the action tokens; use prefix (or auto)")
+        if self.expert.attention != "interleaved" and self.expert.self_attn_every_n_layers != 2:
+            raise FieldError("expert.self_attn_every_n_layers", f"only interleaved experts alternate layer kinds; "
+                             f"expert.attention is {self.expert.attention!r}")
+        if self.vision.kind != "smolvlm" and self.vision.scale_factor != 4:
+            raise FieldError("vision.scale_factor", f"only the smolvlm vision kind has a pixel-shuffle connector; "
+                             f"vision.kind is {self.vision.kind!r}")
+        if self.io.state_placement == "prefix" and not self.io.uses_state_token:
+            raise FieldError("io.state_placement", "there is no state token to place (state_source 'none' or state_token false)")
+        if self.expert.attention == "cross" and self.expert.causal_actions:
+            raise FieldError("expert.causal_actions", "expert.attention 'cross' has no joint layer, so the action tokens "
+                             "never attend to each other and causal_actions would change nothing; use interleaved")
 
     # -- (de)serialisation ---------------------------------------------------------------------
 
@@ -329,25 +384,44 @@ class FlowMatchingConfig:
     def tokens_per_camera(self) -> int:
         if self.vision.kind == "siglip_dinov2":
             return self.vision.num_aggregation_tokens
-        return (self.io.image_size // self.vision.siglip.patch_size) ** 2
-
-    @property
-    def prefix_length(self) -> int:
-        return len(self.io.cameras) * self.tokens_per_camera + self.io.max_text_tokens
+        side = self.io.image_size // self.vision.siglip.patch_size
+        if self.vision.kind == "smolvlm":
+            side //= self.vision.scale_factor
+        return side ** 2
 
     @property
     def uses_state_token(self) -> bool:
         return self.io.uses_state_token
 
     @property
+    def state_in_prefix(self) -> bool:
+        """The state token is the last prefix token (io.state_placement, 'auto' resolved)."""
+        if not self.io.uses_state_token:
+            return False
+        placement = self.io.state_placement
+        if placement == "auto":
+            return "cross" in self.layer_kinds
+        return placement == "prefix"
+
+    @property
+    def layer_kinds(self) -> tuple[str, ...]:
+        """'self' (joint attention) or 'cross' for each expert layer."""
+        return self.expert.layer_kinds(self.backbone.num_hidden_layers)
+
+    @property
+    def prefix_length(self) -> int:
+        return len(self.io.cameras) * self.tokens_per_camera + self.io.max_text_tokens + int(self.state_in_prefix)
+
+    @property
     def suffix_length(self) -> int:
-        return int(self.io.uses_state_token) + self.io.horizon
+        return int(self.io.uses_state_token and not self.state_in_prefix) + self.io.horizon
 
 
 _V2_DEFAULTS = {
     "io.prompt": "plain", "io.state_token": True, "io.state_bins": 256, "io.image_resize": "antialias",
-    "io.norm_convention": "openpi",
-    "expert.time_conditioning": "fused", "sampling.time_dtype": "float32",
+    "io.norm_convention": "openpi", "io.state_placement": "auto", "backbone.scale_embeddings": False,
+    "expert.time_conditioning": "fused", "expert.attention": "joint", "expert.self_attn_every_n_layers": 2,
+    "expert.causal_actions": False, "vision.scale_factor": 4, "sampling.time_dtype": "float32",
     "sampling.time_schedule": "exact", "precision.float32_modules": (),
     "weights": None, "source": None,
 }
@@ -362,6 +436,8 @@ def _v2_keys_set(config: "FlowMatchingConfig") -> list[str]:
             obj = getattr(obj, part)
         if obj != default:
             out.append(key)
+    if config.vision.kind == "smolvlm":
+        out.append("vision.kind")
     return out
 
 

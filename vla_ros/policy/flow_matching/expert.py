@@ -1,6 +1,7 @@
 """The action expert's input and output heads: state token, action+time tokens, velocity readout.
 
-Suffix layout (pi0): ``[state token (optional), H action tokens]``. Each noisy action
+Suffix layout (pi0): ``[state token (optional), H action tokens]``; a SmolVLA-style model puts
+the state token at the end of the prefix instead (`state_token`, projected to the backbone width). Each noisy action
 (padded to ``max_action_dim``) is projected to the expert width and fused with a sinusoidal
 embedding of the flow time t through a two-layer MLP (``swish(W_in [a; time]) -> W_out``), so every
 action token knows the noise level. After the transformer, ``action_out_proj`` reads the velocity
@@ -54,13 +55,17 @@ class SuffixHeads(nn.Module):
     """Embeds the suffix and reads the velocity out of the expert's output."""
 
     def __init__(self, width: int, max_action_dim: int, max_state_dim: int, use_state: bool,
-                 min_period: float, max_period: float, time_conditioning: str = "fused", time_dtype: str = "float32"):
+                 min_period: float, max_period: float, time_conditioning: str = "fused", time_dtype: str = "float32",
+                 state_width: int | None = None):
+        """state_width: the state token's width when it is a prefix token (the backbone's; SmolVLA),
+        None when it is the first suffix token (the expert's width; pi0)."""
         super().__init__()
         self.width = width
         self.min_period = min_period
         self.max_period = max_period
         self.adarms = time_conditioning == "adarms"
-        self.state_proj = nn.Linear(max_state_dim, width) if use_state else None
+        self.state_in_prefix = state_width is not None
+        self.state_proj = nn.Linear(max_state_dim, state_width or width) if use_state else None
         self.action_in_proj = nn.Linear(max_action_dim, width)
         if self.adarms:
             self.time_mlp_in = nn.Linear(width, width)
@@ -93,11 +98,17 @@ class SuffixHeads(nn.Module):
             te = self.time_embedding(t).to(dtype)
             te = te[:, None, :].expand_as(a)
             x = self.action_time_mlp_out(F.silu(self.action_time_mlp_in(torch.cat([a, te], dim=-1))))
-        if self.state_proj is not None:
+        if self.state_proj is not None and not self.state_in_prefix:
             if state is None:
                 raise ValueError("this model has a state token; state is required")
             x = torch.cat([self.state_proj(state.to(dtype))[:, None, :], x], dim=1)
         return x
+
+    def state_token(self, state: torch.Tensor | None) -> torch.Tensor:
+        """The prefix state token [B, 1, state_width] (state_in_prefix models)."""
+        if state is None:
+            raise ValueError("this model has a state token; state is required")
+        return self.state_proj(state.to(self.state_proj.weight.dtype))[:, None, :]
 
     def velocity(self, suffix_out: torch.Tensor, horizon: int) -> torch.Tensor:
         """Expert output [B, Ls, width] -> velocity [B, H, max_action_dim] in float32."""

@@ -158,10 +158,16 @@ def joint_layer_forward(
         if h is None:
             results.append(None)
             continue
-        a = layer.self_attn.o_proj(out[:, start:start + n])
+        results.append(layer_tail(layer, h, out[:, start:start + n], gate, c))
         start += n
-        h = gated_residual(h, a, gate)
-        y, gate2 = apply_norm(layer.post_attention_layernorm, h, c)
-        h = gated_residual(h, layer.mlp(y), gate2)
-        results.append(h)
     return results, (k_new, v_new)
+
+
+def layer_tail(layer: nn.Module, h: torch.Tensor, attn_out: torch.Tensor, gate: torch.Tensor | None,
+               cond: torch.Tensor | None) -> torch.Tensor:
+    """The rest of a decoder layer after its attention: o_proj, residual, post-attention norm, MLP, residual.
+
+    attn_out: [B, L, heads * head_dim]; gate: the input norm's adaRMS gate (None for a plain norm)."""
+    h = gated_residual(h, layer.self_attn.o_proj(attn_out), gate)
+    y, gate2 = apply_norm(layer.post_attention_layernorm, h, cond)
+    return gated_residual(h, layer.mlp(y), gate2)

@@ -100,7 +100,9 @@ class GraphedSuffixStep:
         self.param_ptrs = _param_ptrs(self.params)
         self.cache = PrefixCache([k.clone() for k in cache.keys], [v.clone() for v in cache.values],
                                  cache.pad_mask.clone(), cache.num_valid.clone())
-        self.layout = SuffixLayout(layout.bias.clone(), (layout.rotary[0].clone(), layout.rotary[1].clone()))
+        self.layout = SuffixLayout(layout.bias.clone(), (layout.rotary[0].clone(), layout.rotary[1].clone()),
+                                   layout.cross_bias.clone(),
+                                   (layout.cross_rotary[0].clone(), layout.cross_rotary[1].clone()))
         self.state = None if state is None else state.clone()
         self.x = x.clone()
         self.t = torch.ones(x.shape[0], dtype=torch.float32, device=x.device)
@@ -126,6 +128,9 @@ class GraphedSuffixStep:
         self.layout.bias.copy_(layout.bias)
         self.layout.rotary[0].copy_(layout.rotary[0])
         self.layout.rotary[1].copy_(layout.rotary[1])
+        self.layout.cross_bias.copy_(layout.cross_bias)
+        self.layout.cross_rotary[0].copy_(layout.cross_rotary[0])
+        self.layout.cross_rotary[1].copy_(layout.cross_rotary[1])
         if self.state is not None and state is not None:
             self.state.copy_(state)
 
@@ -156,15 +161,18 @@ def _graphed_step(model: FlowMatchingVLA, cache: PrefixCache, layout: SuffixLayo
 class _PrefixPass(nn.Module):
     """Observation -> prefix K/V cache and suffix layout, as flat tensors (what `TracedSampler` traces)."""
 
-    def __init__(self, model: FlowMatchingVLA):
+    def __init__(self, model: FlowMatchingVLA, has_state: bool):
         super().__init__()
         self.model = model
+        self.has_state = has_state  # the state is a prefix token of a state_in_prefix model
 
     def forward(self, images: torch.Tensor, image_mask: torch.Tensor, tokens: torch.Tensor,
-                token_mask: torch.Tensor) -> tuple:
-        cache = self.model.prefix_cache(ObservationTensors(images, image_mask, tokens, token_mask))
+                token_mask: torch.Tensor, state: torch.Tensor) -> tuple:
+        obs = ObservationTensors(images, image_mask, tokens, token_mask, state if self.has_state else None)
+        cache = self.model.prefix_cache(obs)
         layout = self.model.suffix_layout(cache)
-        return tuple(cache.keys), tuple(cache.values), cache.pad_mask, cache.num_valid, layout.bias, *layout.rotary
+        return (tuple(cache.keys), tuple(cache.values), cache.pad_mask, cache.num_valid, layout.bias, *layout.rotary,
+                layout.cross_bias, *layout.cross_rotary)
 
 
 class _SuffixStep(nn.Module):
@@ -176,10 +184,12 @@ class _SuffixStep(nn.Module):
         self.has_state = has_state
 
     def forward(self, keys: tuple, values: tuple, pad_mask: torch.Tensor, num_valid: torch.Tensor,
-                bias: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, state: torch.Tensor, x: torch.Tensor,
+                bias: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cross_bias: torch.Tensor,
+                cross_cos: torch.Tensor, cross_sin: torch.Tensor, state: torch.Tensor, x: torch.Tensor,
                 t: torch.Tensor) -> torch.Tensor:
         cache = PrefixCache(list(keys), list(values), pad_mask, num_valid)
-        return self.model.velocity_cached(cache, state if self.has_state else None, x, t, SuffixLayout(bias, (cos, sin)))
+        layout = SuffixLayout(bias, (cos, sin), cross_bias, (cross_cos, cross_sin))
+        return self.model.velocity_cached(cache, state if self.has_state else None, x, t, layout)
 
 
 class TracedSampler:
@@ -199,9 +209,10 @@ class TracedSampler:
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.simplefilter("ignore", FutureWarning)  # transformers' deprecated properties, read by the tracer
             warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.trace itself: see the module docstring
-            self.prefix = torch.jit.trace(_PrefixPass(model).eval(),
-                                          (obs.images, obs.image_mask, obs.tokens, obs.token_mask), check_trace=False)
-            prefix = self.prefix(obs.images, obs.image_mask, obs.tokens, obs.token_mask)
+            self.prefix = torch.jit.trace(_PrefixPass(model, self.has_state).eval(),
+                                          (obs.images, obs.image_mask, obs.tokens, obs.token_mask, self._state(obs, x)),
+                                          check_trace=False)
+            prefix = self.prefix(obs.images, obs.image_mask, obs.tokens, obs.token_mask, self._state(obs, x))
             t = torch.ones(x.shape[0], dtype=torch.float32, device=x.device)
             self.step = torch.jit.trace(_SuffixStep(model, self.has_state).eval(),
                                         (*prefix, self._state(obs, x), x, t), check_trace=False)
@@ -211,8 +222,8 @@ class TracedSampler:
         return obs.state if obs.state is not None else x.new_zeros(())
 
     def __call__(self, obs: ObservationTensors, x: torch.Tensor, num_steps: int) -> torch.Tensor:
-        prefix = self.prefix(obs.images, obs.image_mask, obs.tokens, obs.token_mask)
         state = self._state(obs, x)
+        prefix = self.prefix(obs.images, obs.image_mask, obs.tokens, obs.token_mask, state)
         b = x.shape[0]
         for ti in euler_times(num_steps, self.schedule):
             t = torch.full((b,), ti, dtype=torch.float32, device=x.device)

@@ -93,7 +93,23 @@ def tiny_config_dict(*, family: str = "gemma", vision: str = "siglip", cameras: 
     }
     if overrides:
         cfg = _deep_merge(cfg, overrides)
+        if "format_version" not in overrides:  # v2 keys (e.g. expert.attention) make it a v2 config
+            cfg["format_version"] = 2 if _uses_v2_keys(cfg) else 1
     return cfg
+
+
+def _uses_v2_keys(cfg: dict) -> bool:
+    """Whether a config dict sets a format-version-2 key to other than its v1 behaviour (read by key path,
+    so an invalid value still counts: validation then names it)."""
+    from vla_ros.policy.flow_matching.config import _V2_DEFAULTS
+
+    for key, default in _V2_DEFAULTS.items():
+        node: Any = cfg
+        for part in key.split("."):
+            node = node.get(part, default) if isinstance(node, dict) else default
+        if node != default and not (isinstance(default, tuple) and list(default) == node):
+            return True
+    return (cfg.get("vision") or {}).get("kind") == "smolvlm"
 
 
 def tiny_norm_stats(config: FlowMatchingConfig) -> NormStats:

@@ -14,7 +14,10 @@ list of batch dicts (cycled). Train in float32; bfloat16 weights with AdamW lose
 
 freeze: "none" trains everything; "vision" freezes the vision tower(s) (the projector/router
 still train); "backbone" freezes the vision towers and the language backbone, training the
-projectors, the action expert and its heads (the design's first stage).
+projectors, the action expert and its heads (the design's first stage); "vlm" freezes the whole
+VLM, projector / connector included, training only the action expert and its heads (the state
+projection among them): LeRobot's ``train_expert_only`` recipe for SmolVLA, whose VLM is
+pretrained as a unit.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import torch
 
 from vla_ros.policy.flow_matching.policy import FlowMatchingPolicy
 
-FREEZE_CHOICES = ("none", "vision", "backbone")
+FREEZE_CHOICES = ("none", "vision", "backbone", "vlm")
 
 
 def _frozen_prefixes(freeze: str) -> tuple[str, ...]:
@@ -38,6 +41,8 @@ def _frozen_prefixes(freeze: str) -> tuple[str, ...]:
         return towers
     if freeze == "backbone":
         return towers + ("backbone.",)
+    if freeze == "vlm":
+        return ("vision.", "backbone.")
     raise ValueError(f"freeze: expected one of {FREEZE_CHOICES}, got {freeze!r}")
 
 

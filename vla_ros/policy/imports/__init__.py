@@ -8,7 +8,8 @@ a `CheckpointImportError` naming the first offenders), and writes a native direc
 `FlowMatchingPolicy.load` reads as it is. The weights' sha256 is computed once here, streaming,
 and stored in config.json, so loading never re-hashes multi-GB files.
 
-Formats: ``lerobot`` (`lerobot.read_lerobot`: pi0, pi05) and ``openpi`` (`openpi.read_openpi`: its
+Formats: ``lerobot`` (`lerobot.read_lerobot`: pi0, pi05; smolvla through `smolvla.read_smolvla`,
+which also needs the VLM's local config directory) and ``openpi`` (`openpi.read_openpi`: its
 PyTorch pi0 / pi05 directories, with ``assets/<asset_id>/norm_stats.json``). Only safetensors are
 read; a pickle-only directory is refused unopened.
 """
@@ -89,10 +90,13 @@ def check_against_model(state: dict, origin: dict, expected: dict, where: Path) 
 
 
 def import_checkpoint(src: str | Path, out: str | Path, *, tokenizer: str | Path | None = None,
-                      fmt: str = "auto", dt: float = 0.1, asset_id: str | None = None) -> ImportResult:
+                      fmt: str = "auto", dt: float = 0.1, asset_id: str | None = None, vlm: str | Path | None = None,
+                      vlm_path: list[str | Path] | None = None) -> ImportResult:
     """Import `src` into the native checkpoint directory `out` (created; must be empty or absent).
 
-    asset_id: openpi only, which ``assets/<asset_id>/norm_stats.json`` to use when there are several."""
+    asset_id: openpi only, which ``assets/<asset_id>/norm_stats.json`` to use when there are several.
+    vlm / vlm_path: LeRobot smolvla only, the VLM directory, or roots to find it under by the
+    checkpoint's ``vlm_model_name`` (`smolvla.resolve_vlm_dir`)."""
     import dataclasses
 
     from safetensors.torch import save_file
@@ -115,11 +119,13 @@ def import_checkpoint(src: str | Path, out: str | Path, *, tokenizer: str | Path
     if kind == "openpi":
         from vla_ros.policy.imports.openpi import read_openpi
 
+        if vlm is not None or vlm_path:
+            raise CheckpointImportError("--vlm / --vlm-path: only LeRobot SmolVLA checkpoints name a VLM directory")
         source = read_openpi(src, tokenizer, dt=dt, flat_siglip=_installed_siglip_flat(), asset_id=asset_id)
     else:
         if asset_id is not None:
             raise CheckpointImportError("--asset-id: only openpi checkpoints have asset ids (assets/<asset_id>/)")
-        source = read_lerobot(src, tokenizer, dt=dt, flat_siglip=_installed_siglip_flat())
+        source = read_lerobot(src, tokenizer, dt=dt, flat_siglip=_installed_siglip_flat(), vlm=vlm, vlm_path=vlm_path)
     try:
         config = FlowMatchingConfig.from_dict(source.config)
     except ConfigError as exc:

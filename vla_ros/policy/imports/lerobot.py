@@ -29,7 +29,7 @@ from vla_ros.policy.checkpoint import CheckpointError, read_state_dict, sha256_f
 from vla_ros.policy.imports import keymap
 from vla_ros.policy.normalization import LEROBOT_EPS, NormStats, Stats
 
-TYPES = ("pi0", "pi05")
+TYPES = ("pi0", "pi05", "smolvla")  # smolvla: `vla_ros.policy.imports.smolvla`
 PREPROCESSOR = "policy_preprocessor.json"
 POSTPROCESSOR = "policy_postprocessor.json"
 NORMALIZER = "normalizer_processor"
@@ -87,7 +87,7 @@ def read_type(src: Path) -> str:
     kind = cfg.get("type")
     if kind not in TYPES:
         raise CheckpointImportError(
-            f"{src / 'config.json'}: unknown policy type {kind!r}; vla-ros import reads LeRobot pi0 and pi05 checkpoints"
+            f"{src / 'config.json'}: unknown policy type {kind!r}; vla-ros import reads LeRobot pi0 and pi05 checkpoints, and smolvla ones"
         )
     return kind
 
@@ -220,6 +220,59 @@ def _map_keys(raw: dict[str, torch.Tensor], raw_origin: dict[str, Path], flat_si
     return state, origin, unknown
 
 
+def read_features(src: Path, cfg: dict) -> tuple[list[str], int, int]:
+    """(camera names in config order, state dim, action dim) from ``input_features`` /
+    ``output_features``; a non-7-DoF action space is refused (vla_ros publishes end-effector chunks)."""
+    feats = cfg.get("input_features") or {}
+    cameras = [k[len(IMAGE_PREFIX):] for k, v in feats.items() if k.startswith(IMAGE_PREFIX) and (v or {}).get("type") == "VISUAL"]
+    if not cameras:
+        raise CheckpointImportError(f"{src / 'config.json'}: input_features has no observation.images.* camera")
+    state_dim = int(((feats.get(STATE_KEY) or {}).get("shape") or [0])[0])
+    action_dim = int((((cfg.get("output_features") or {}).get(ACTION_KEY) or {}).get("shape") or [0])[0])
+    if action_dim != 7:
+        from vla_ros.policy.adapters import joint_space_message
+
+        raise CheckpointImportError(joint_space_message(action_dim, str(src / "config.json"), importing=True))
+    return cameras, state_dim, action_dim
+
+
+def read_normalization(src: Path, cfg: dict, state_dim: int, action_dim: int) -> tuple[str, NormStats]:
+    """The normalisation kind and statistics of a LeRobot directory: ``normalization_mapping`` from
+    config.json, the stats from the ``normalizer_processor`` / ``unnormalizer_processor`` steps'
+    state files (found by registry name; LeRobot's eps checked). Shared by every LeRobot policy type."""
+    mapping = cfg.get("normalization_mapping") or {}
+    kinds = {t: NORM_KINDS.get(str(mapping.get(t, "IDENTITY"))) for t in ("STATE", "ACTION")}
+    for t, k in kinds.items():
+        if k is None:
+            raise CheckpointImportError(f"{src / 'config.json'}: normalization_mapping.{t} = {mapping.get(t)!r} is not supported (MEAN_STD, QUANTILES, IDENTITY)")
+    if state_dim and kinds["STATE"] != kinds["ACTION"]:
+        raise CheckpointImportError(
+            f"{src / 'config.json'}: state is {mapping['STATE']} but action {mapping['ACTION']}; one kind for both is supported"
+        )
+    normalization = kinds["ACTION"]
+    pre = find_step(src, PREPROCESSOR, NORMALIZER)
+    post = find_step(src, POSTPROCESSOR, UNNORMALIZER)
+    if normalization != "none":
+        for step, name, proc in ((pre, NORMALIZER, PREPROCESSOR), (post, UNNORMALIZER, POSTPROCESSOR)):
+            if step is None or not step.get("state_file"):
+                raise CheckpointImportError(f"{src / proc}: no '{name}' step with a state_file; the normalisation statistics are missing")
+            eps = (step.get("config") or {}).get("eps", LEROBOT_EPS)
+            if eps != LEROBOT_EPS:
+                raise CheckpointImportError(f"{src / proc}: '{name}' eps {eps} is not LeRobot's {LEROBOT_EPS}; not supported")
+        pre_file, post_file = src / pre["state_file"], src / post["state_file"]
+        state_stats = _stats(_read_stats_file(pre_file), STATE_KEY, normalization, pre_file) if state_dim else None
+        action_stats = _stats(_read_stats_file(post_file), ACTION_KEY, normalization, post_file)
+    else:
+        z = np.zeros
+        action_stats = Stats(z(action_dim), np.ones(action_dim), -np.ones(action_dim), np.ones(action_dim))
+        state_stats = Stats(z(state_dim), np.ones(state_dim), -np.ones(state_dim), np.ones(state_dim)) if state_dim else None
+    if state_stats is not None and state_stats.dim != state_dim:
+        raise CheckpointImportError(f"{src / pre['state_file']}: state statistics have {state_stats.dim} dims, config.json says {state_dim}")
+    if action_stats.dim != action_dim:
+        raise CheckpointImportError(f"{src / post['state_file']}: action statistics have {action_stats.dim} dims, config.json says {action_dim}")
+    return normalization, NormStats(actions=action_stats, state=state_stats)
+
+
 def _find_tokenizer(src: Path, given: Path | None) -> Path:
     if given is not None:
         given = Path(given)
@@ -242,10 +295,20 @@ def _find_tokenizer(src: Path, given: Path | None) -> Path:
 
 
 def read_lerobot(src: str | Path, tokenizer: str | Path | None = None, *, dt: float = 0.1,
-                 flat_siglip: bool = True) -> SourceCheckpoint:
-    """Read and check a LeRobot pi0 / pi05 directory (nothing is written)."""
+                 flat_siglip: bool = True, vlm: str | Path | None = None,
+                 vlm_path: "list[str | Path] | None" = None) -> SourceCheckpoint:
+    """Read and check a LeRobot pi0 / pi05 / smolvla directory (nothing is written).
+
+    vlm / vlm_path: smolvla only, the VLM directory itself or the roots it is looked up under by
+    the checkpoint's ``vlm_model_name`` (`smolvla.resolve_vlm_dir`)."""
     src = Path(src)
     kind = read_type(src)
+    if kind == "smolvla":
+        from vla_ros.policy.imports.smolvla import read_smolvla
+
+        return read_smolvla(src, tokenizer, dt=dt, vlm=vlm, vlm_path=vlm_path)
+    if vlm is not None or vlm_path:
+        raise CheckpointImportError(f"--vlm / --vlm-path: only SmolVLA checkpoints name a VLM directory; {src} is {kind}")
     cfg = _read_json(src / "config.json", "LeRobot config.json")
     notes: list[str] = []
     tok_file = _find_tokenizer(src, Path(tokenizer) if tokenizer else None)
@@ -287,10 +350,7 @@ def read_lerobot(src: str | Path, tokenizer: str | Path | None = None, *, dt: fl
         raise CheckpointImportError(f"{src / PREPROCESSOR}: include_state_in_prompt = false is not supported yet")
 
     # -- features --
-    feats = cfg.get("input_features") or {}
-    cameras = [k[len(IMAGE_PREFIX):] for k, v in feats.items() if k.startswith(IMAGE_PREFIX) and (v or {}).get("type") == "VISUAL"]
-    if not cameras:
-        raise CheckpointImportError(f"{src / 'config.json'}: input_features has no observation.images.* camera")
+    cameras, state_dim, action_dim = read_features(src, cfg)
     if int(cfg.get("empty_cameras", 0) or 0):
         raise CheckpointImportError(f"{src / 'config.json'}: empty_cameras = {cfg['empty_cameras']} is not supported yet")
     res = cfg.get("image_resolution") or [siglip["image_size"]] * 2
@@ -298,44 +358,7 @@ def read_lerobot(src: str | Path, tokenizer: str | Path | None = None, *, dt: fl
         raise CheckpointImportError(
             f"{src / 'config.json'}: image_resolution {res} does not match SigLIP's {siglip['image_size']} px square input"
         )
-    state_dim = int(((feats.get(STATE_KEY) or {}).get("shape") or [0])[0])
-    action_dim = int((((cfg.get("output_features") or {}).get(ACTION_KEY) or {}).get("shape") or [0])[0])
-    if action_dim != 7:
-        from vla_ros.policy.adapters import joint_space_message
-
-        raise CheckpointImportError(joint_space_message(action_dim, str(src / "config.json"), importing=True))
-
-    # -- normalisation --
-    mapping = cfg.get("normalization_mapping") or {}
-    kinds = {t: NORM_KINDS.get(str(mapping.get(t, "IDENTITY"))) for t in ("STATE", "ACTION")}
-    for t, k in kinds.items():
-        if k is None:
-            raise CheckpointImportError(f"{src / 'config.json'}: normalization_mapping.{t} = {mapping.get(t)!r} is not supported (MEAN_STD, QUANTILES, IDENTITY)")
-    if state_dim and kinds["STATE"] != kinds["ACTION"]:
-        raise CheckpointImportError(
-            f"{src / 'config.json'}: state is {mapping['STATE']} but action {mapping['ACTION']}; one kind for both is supported"
-        )
-    normalization = kinds["ACTION"]
-    pre = find_step(src, PREPROCESSOR, NORMALIZER)
-    post = find_step(src, POSTPROCESSOR, UNNORMALIZER)
-    if normalization != "none":
-        for step, name, proc in ((pre, NORMALIZER, PREPROCESSOR), (post, UNNORMALIZER, POSTPROCESSOR)):
-            if step is None or not step.get("state_file"):
-                raise CheckpointImportError(f"{src / proc}: no '{name}' step with a state_file; the normalisation statistics are missing")
-            eps = (step.get("config") or {}).get("eps", LEROBOT_EPS)
-            if eps != LEROBOT_EPS:
-                raise CheckpointImportError(f"{src / proc}: '{name}' eps {eps} is not LeRobot's {LEROBOT_EPS}; not supported")
-        pre_file, post_file = src / pre["state_file"], src / post["state_file"]
-        state_stats = _stats(_read_stats_file(pre_file), STATE_KEY, normalization, pre_file) if state_dim else None
-        action_stats = _stats(_read_stats_file(post_file), ACTION_KEY, normalization, post_file)
-    else:
-        z = np.zeros
-        action_stats = Stats(z(action_dim), np.ones(action_dim), -np.ones(action_dim), np.ones(action_dim))
-        state_stats = Stats(z(state_dim), np.ones(state_dim), -np.ones(state_dim), np.ones(state_dim)) if state_dim else None
-    if state_stats is not None and state_stats.dim != state_dim:
-        raise CheckpointImportError(f"{src / pre['state_file']}: state statistics have {state_stats.dim} dims, config.json says {state_dim}")
-    if action_stats.dim != action_dim:
-        raise CheckpointImportError(f"{src / post['state_file']}: action statistics have {action_stats.dim} dims, config.json says {action_dim}")
+    normalization, norm_stats = read_normalization(src, cfg, state_dim, action_dim)
 
     tok_step = find_step(src, PREPROCESSOR, TOKENIZER_STEP) or {}
     max_len = int((tok_step.get("config") or {}).get("max_length") or cfg.get("tokenizer_max_length") or 48)
@@ -379,7 +402,7 @@ def read_lerobot(src: str | Path, tokenizer: str | Path | None = None, *, dt: fl
     }
     if abs(float(cfg.get("time_sampling_scale", 1 - offset)) - (1 - offset)) > 1e-9:
         notes.append("time_sampling_scale != 1 - offset: training times follow vla_ros's time_min rule")
-    return SourceCheckpoint(config, state, origin, NormStats(actions=action_stats, state=state_stats), tok_file, source_sha, notes)
+    return SourceCheckpoint(config, state, origin, norm_stats, tok_file, source_sha, notes)
 
 
 def architecture_sections(kind: str, vocab: int, vlm: dict, expert: dict, siglip: dict) -> dict:

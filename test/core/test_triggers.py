@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from node_testlib import executor_status, observation
+from core_testlib import executor_status, observation
 from vla_ros.core.executor_feedback import EXECUTOR_STATE_ESTOP, ExecutorFeedback, rtc_guidance
 from vla_ros.core.triggers import QueueTrigger
 from vla_ros.msg import ExecutorStatus

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from node_testlib import GatedPolicy, observation
+from core_testlib import GatedPolicy, observation
 from vla_ros.core.inference_worker import InferenceWorker, LatencyWindow
 from vla_ros.core.types import ChunkGuidance
 

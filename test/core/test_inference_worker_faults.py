@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from node_testlib import GatedPolicy, observation
+from core_testlib import GatedPolicy, observation
 from test_inference_worker import Source, make_worker, wait_for
 from vla_ros.core.inference_worker import WorkerBusy
 

@@ -16,7 +16,7 @@ from vla_ros.core.config import ConfigError, RobotConfig
 from vla_ros.core.observation_builder import CameraInput, ObservationBuilder, ObservationSpec
 from vla_ros.core.types import ActionMode
 from vla_ros.policy.base import PolicyMetadata
-from vla_ros.ros.conversions import header, joint_state_msg, pose_msg, rgb_to_image_msg
+from vla_ros.ros.conversions import ENCODER, header, pose_msg, rgb_to_image_msg
 
 T0 = 1000.0
 JOINTS = ("j1", "j2", "j3")
@@ -45,7 +45,7 @@ def builder(problems=None, **kwargs):
 
 def joints_msg(t, values=(0.1, 0.2, 0.3), finger=0.04, names=("j3", "j1", "finger", "j2")):
     by_name = dict(zip(JOINTS, values), finger=finger)
-    return joint_state_msg(list(names), [by_name[n] for n in names], t)
+    return ENCODER.joint_state(t, list(names), [by_name[n] for n in names])
 
 
 def ee_msg(t, x=0.4, frame="base_link", quat=(0.0, 0.0, 0.0, 1.0)):
