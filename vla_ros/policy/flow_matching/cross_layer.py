@@ -30,7 +30,9 @@ def project_prefix_kv(layer: nn.Module, keys: torch.Tensor, values: torch.Tensor
 
     def proj(x: torch.Tensor, lin: nn.Linear) -> torch.Tensor:
         flat = x.transpose(1, 2).reshape(b, lp, -1).to(lin.weight.dtype)
-        return lin(flat).view(b, lp, -1, attn.head_dim).transpose(1, 2)
+        # contiguous: the cached keys/values are read by every Euler step (a strided view would be
+        # copied inside each attention call, and its strides would re-specialise the traced step)
+        return lin(flat).view(b, lp, -1, attn.head_dim).transpose(1, 2).contiguous()
 
     return proj(keys, attn.k_proj), proj(values, attn.v_proj)
 
