@@ -134,10 +134,13 @@ RUN = (sys.executable, "-c", "import sys; from vla_ros.cli import main; sys.exit
 class RunProcess:
     """`vla-ros run ...` as a real command (output in a file: a full pipe would block it)."""
 
-    def __init__(self, tmp_path, *args: str):
+    def __init__(self, tmp_path, *args: str, sigint_ignored: bool = False):
         self.log = tmp_path / "run.log"
         self._f = open(self.log, "w")
-        self.proc = subprocess.Popen([*RUN, *args], stdout=self._f, stderr=subprocess.STDOUT, text=True)
+        # sigint_ignored: started as `vla-ros run &` from a script is (SIGINT inherited as SIG_IGN).
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
+        self.proc = subprocess.Popen([*RUN, *args], stdout=self._f, stderr=subprocess.STDOUT, text=True,
+                                     preexec_fn=ignore)
 
     def output(self) -> str:
         self._f.flush()
@@ -164,9 +167,11 @@ def _probe(context, name):
 
 
 @pytest.mark.timeout(120)
-def test_default_run_has_the_executor_in_its_own_process_and_ctrl_c_stops_both(rclpy_context, tmp_path):
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["plain", "started_with_sigint_ignored"])
+def test_default_run_has_the_executor_in_its_own_process_and_ctrl_c_stops_both(rclpy_context, tmp_path,
+                                                                               sigint_ignored):
     sensors = start_process(*SENSORS)
-    run = RunProcess(tmp_path, "--policy", "hold", "--dry-run", "false")
+    run = RunProcess(tmp_path, "--policy", "hold", "--dry-run", "false", sigint_ignored=sigint_ignored)
     probe, ex, commands = _probe(rclpy_context, "run_default_probe")
     try:
         ok = spin_until(ex, lambda: len(commands) >= 30 or run.proc.poll() is not None, timeout=60)

@@ -105,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
 
     from vla_ros.ros.composed import start_graph, start_split
+    from vla_ros.ros.node_main import handle_sigint
     from vla_ros.ros.launch_plan import build_plan, build_sim_plan
 
     given = {a.name: getattr(args, a.name) for a in LAUNCH_ARGUMENTS if getattr(args, a.name) is not None}
@@ -112,8 +113,10 @@ def run(args: argparse.Namespace) -> int:
     if sim_given and not args.sim:
         raise ValueError(f"--{next(iter(sim_given)).replace('_', '-')}: only with --sim")
     plan = build_sim_plan({**given, **sim_given}) if args.sim else build_plan(given)
-    # SIGTERM (systemd, a supervisor) stops as cleanly as Ctrl-C: the executor process is stopped too.
+    # SIGTERM (systemd, a supervisor) stops as cleanly as Ctrl-C: the executor process is stopped too;
+    # SIGINT stops it even when this process was started with SIGINT ignored (`vla-ros run &` in a script).
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    handle_sigint()
     tmpdir = sim = None
     if args.sim:  # first: its /clock is what the other nodes run on
         tmpdir = tempfile.TemporaryDirectory(prefix="vla_ros_sim_")

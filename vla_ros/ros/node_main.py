@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import threading
 import time
@@ -33,9 +34,25 @@ from rclpy.utilities import remove_ros_args
 from vla_ros.core.config import ConfigError, VlaConfig
 
 
+def handle_sigint() -> None:
+    """Make SIGINT (Ctrl-C, what launch and the runner send to stop a node) raise KeyboardInterrupt.
+
+    A process started with SIGINT ignored (``cmd &`` in a script, some supervisors) inherits that,
+    and Python then installs no handler: the node would ignore every stop request and only a kill
+    would end it, with no clean shutdown. Call before rclpy.init (which chains to this handler).
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def parse_config(prog: str, description: str, argv: Sequence[str] | None) -> tuple[list[str], VlaConfig | None]:
-    """(full argv for rclpy, base config from our options) or (argv, None) after printing the error."""
+    """(full argv for rclpy, base config from our options) or (argv, None) after printing the error.
+
+    Every node's main starts here, so this is also where SIGINT is made to stop it (`handle_sigint`).
+    """
     from vla_ros.cli.common import add_config_arguments, config_from_args
+
+    handle_sigint()
 
     args = list(sys.argv if argv is None else argv)
     parser = argparse.ArgumentParser(prog=prog, description=description)
