@@ -53,9 +53,8 @@ def _covered(count: int, start: int, end: int, total: str) -> str:
     return f"{count} messages, t = {start * 1e-9:.3f} .. {end * 1e-9:.3f} s ({(end - start) * 1e-9:.2f} s) {total}"
 
 
-# ------------------------------------------------------------------------------------------ mcap
-class McapStreamReader:
-    """Sequential reader of mcap files without summary (see the module docstring)."""
+class _RecoveredBag:
+    """What both readers report: the connections found, the messages readable and their time span."""
 
     def __init__(self, paths: Sequence[Path]):
         self.paths = [Path(p) for p in paths]
@@ -64,6 +63,14 @@ class McapStreamReader:
         self.start_time = 2**63 - 1
         self.end_time = 0
         self.stopped = ""  # why the scan ended before the end of a file ("" = it did not)
+
+
+# ------------------------------------------------------------------------------------------ mcap
+class McapStreamReader(_RecoveredBag):
+    """Sequential reader of mcap files without summary (see the module docstring)."""
+
+    def __init__(self, paths: Sequence[Path]):
+        super().__init__(paths)
         self._ids: dict[tuple[int, int], Any] = {}  # (file index, channel id) -> Connection
         self._scan()
 
@@ -178,16 +185,11 @@ def _page_count_fixed_copy(path: Path) -> Path:
     return Path(name)
 
 
-class Sqlite3RowReader:
+class Sqlite3RowReader(_RecoveredBag):
     """Row-by-row reader of cut .db3 files (see the module docstring)."""
 
     def __init__(self, paths: Sequence[Path]):
-        self.paths = [Path(p) for p in paths]
-        self.connections: list[Any] = []
-        self.message_count = 0
-        self.start_time = 2**63 - 1
-        self.end_time = 0
-        self.stopped = ""
+        super().__init__(paths)
         self._copies: list[Path] = []
         self._dbs: list[sqlite3.Connection] = []
         self._topic_ids: list[dict[int, Any]] = []
