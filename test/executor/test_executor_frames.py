@@ -50,3 +50,17 @@ def test_unknown_frame_is_refused_by_name_with_or_without_buffer():
     plain = make_executor()  # no buffer: the old refusal
     res = plain.submit(make_chunk(0.4, horizon=3, frame_id="table"), 0.0)
     assert not res.accepted and "header.frame_id" in res.reason and "'table'" in res.reason
+
+
+def test_chunk_inside_the_box_in_its_own_frame_but_outside_after_the_transform_is_refused():
+    # The safety checks judge the transformed chunk: 0.4 m in a frame 5 m away is 5.4 m in base_link.
+    ex = make_executor()
+    buf = TransformBuffer()
+    buf.set_transform("base_link", "far_table", 0.0, (5.0, 0.0, 0.0), (0, 0, 0, 1), static=True)
+    ex.transforms = buf
+    inside_numerically = make_chunk(0.4, horizon=5, frame_id="far_table")
+    assert make_executor().submit(make_chunk(0.4, horizon=5), 0.0).accepted  # the same numbers in base_link: fine
+    res = ex.submit(inside_numerically, 0.0)
+    assert not res.accepted and ex.chunk_problems["workspace"] == 1, res.reason
+    cmd = ex.tick(0.0, HOME)
+    assert cmd is None or np.linalg.norm(cmd.position - HOME.position) < 1e-9
