@@ -11,11 +11,12 @@ PYTEST_ARGS ?=
 # Offscreen rendering of the MuJoCo simulator (vla_ros/sim) on a CPU: Mesa's software EGL (Debian packages).
 GL_PACKAGES := libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri
 
-.PHONY: help setup sysdeps build test demo bench docs clean distclean
+.PHONY: help setup sysdeps build lint test demo bench docs clean distclean
 
 help:
 	@echo "make demo   - set up, build, and run the embedded demo (simulator demonstrations -> train -> closed-loop report)"
-	@echo "make test   - set up, build, and run the test suite"
+	@echo "make test   - set up, lint (ruff), build, and run the test suite"
+	@echo "make lint   - ruff check (ruff.toml: pycodestyle + pyflakes, 120 columns)"
 	@echo "make bench  - run the benchmarks in bench/"
 	@echo "make docs   - regenerate docs/configuration.md from the config schema"
 	@echo "make clean  - remove build/ and install/ (keeps .venv)"
@@ -41,7 +42,10 @@ setup: sysdeps $(STAMP)
 build: setup
 	@scripts/build.sh
 
-test: build
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: lint build
 	@source ./setup.bash && python -m pytest test $(PYTEST_ARGS)
 
 demo: build

@@ -71,7 +71,8 @@ class TinyPolicyLoad:
             m = self.policy.metadata
             self.obs = Observation(
                 stamp=0.0,
-                images={c: np.random.default_rng(0).integers(0, 255, (*m.image_size, 3), dtype=np.uint8) for c in m.cameras},
+                images={c: np.random.default_rng(0).integers(0, 255, (*m.image_size, 3), dtype=np.uint8)
+                        for c in m.cameras},
                 ee_pose=EEPose(np.array([0.4, 0.0, 0.3]), np.array([0.0, 0.0, 0.0, 1.0])),
                 gripper=1.0,
                 instruction="pick up the red cube",
@@ -139,7 +140,8 @@ def run_feeder(policy_kind: str | None, checkpoint: str | None) -> int:
             t = node.get_clock().now().nanoseconds * 1e-9
             if now_m >= next_pose:
                 next_pose = now_m + 0.01
-                pose_pub.publish(PoseStamped(header=header(t, "base_link"), pose=pose_msg([0.4, 0.0, 0.3], [0, 0, 0, 1.0])))
+                pose_pub.publish(PoseStamped(header=header(t, "base_link"),
+                                             pose=pose_msg([0.4, 0.0, 0.3], [0, 0, 0, 1.0])))
             if now_m >= next_chunk:
                 next_chunk = now_m + 0.1
                 ts = t + dt * np.arange(h)
@@ -149,7 +151,8 @@ def run_feeder(policy_kind: str | None, checkpoint: str | None) -> int:
                 acts[:, 2] = 0.3
                 acts[:, 5] = 0.2 * np.sin(2 * np.pi * 0.2 * ts)
                 acts[:, 6] = 0.5 + 0.5 * np.sin(2 * np.pi * 0.5 * ts)
-                chunk_pub.publish(ENCODER.action_chunk(ActionChunk(stamp=t, dt=dt, actions=acts, seq=seq, policy_id="bench")))
+                chunk_pub.publish(ENCODER.action_chunk(ActionChunk(stamp=t, dt=dt, actions=acts, seq=seq,
+                                                                   policy_id="bench")))
                 seq += 1
             if load is not None:
                 load.step()
@@ -282,7 +285,8 @@ def main() -> int:
     print(f"executor bench: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
           f"policy load = {kind}, {args.seconds:g} s per case, rclpy SingleThreadedExecutor\n")
     mean_us, p99_us = core_tick_cost()
-    print(f"ROS-free ChunkExecutor.tick (crossfade, 3 overlapping chunks): {mean_us:.0f} us mean, {p99_us:.0f} us p99\n")
+    print(f"ROS-free ChunkExecutor.tick (crossfade, 3 overlapping chunks): {mean_us:.0f} us mean, {p99_us:.0f} us "
+          "p99\n")
 
     from vla_ros.ros.executor_node import set_realtime_priority
 
@@ -340,10 +344,12 @@ def main() -> int:
     print()
     print(f"{'rate':>5} {'load':<15} {'sched':<8} {'ticks':>6} {'period':>7} {'jitter p50':>10} {'p99':>6} {'max':>6} "
           f"{'late':>5} {'cpu/tick':>8} {'cpu p99':>7}")
-    print(f"{'Hz':>5} {'':<15} {'':<8} {'':>6} {'ms':>7} {'ms':>10} {'ms':>6} {'ms':>6} {'>1.5T':>5} {'us':>8} {'us':>7}")
+    print(f"{'Hz':>5} {'':<15} {'':<8} {'':>6} {'ms':>7} {'ms':>10} {'ms':>6} {'ms':>6} {'>1.5T':>5} {'us':>8} "
+          f"{'us':>7}")
     for (load, sched, rate), r in sorted(results.items(), key=lambda kv: (kv[0][2], loads.index(kv[0][0]), kv[0][1])):
         print(f"{rate:>5.0f} {load:<15} {sched:<8} {r['ticks']:>6} {r['period_mean_ms']:>7.3f} {r['jit_p50']:>10.3f} "
-              f"{r['jit_p99']:>6.3f} {r['jit_max']:>6.2f} {r['late']:>5} {r['cpu_mean_us']:>8.0f} {r['cpu_p99_us']:>7.0f}")
+              f"{r['jit_p99']:>6.3f} {r['jit_max']:>6.2f} {r['late']:>5} {r['cpu_mean_us']:>8.0f} "
+              f"{r['cpu_p99_us']:>7.0f}")
     print()
     for sched in scheds:
         for rate in args.rates:
@@ -355,7 +361,8 @@ def main() -> int:
             print(f"{rate:>4.0f} Hz {sched:<8} p99 jitter alone {alone:.3f} ms; {ratios}")
     for rate in args.rates:
         cpu = results[("alone", "normal", rate)]["cpu_mean_us"]
-        print(f"{rate:>4.0f} Hz control callback CPU (alone): {cpu:.0f} us per tick = {cpu * rate / 1e4:.1f} % of one core")
+        print(f"{rate:>4.0f} Hz control callback CPU (alone): {cpu:.0f} us per tick = {cpu * rate / 1e4:.1f} % of one "
+              "core")
     if 100.0 in args.rates:
         print()
         for sched in scheds:

@@ -160,10 +160,12 @@ def main() -> int:
             return any(lo < b and a < hi for j, (lo, hi) in enumerate(spans) if j != skip)
 
         keep = [k for k in range(args.warmup, total)
-                if not clash(*bare_spans[k], skip=-1) and not any(a < spans[k][1] and spans[k][0] < b for a, b in bare_spans)]
+                if not clash(*bare_spans[k], skip=-1)
+                and not any(a < spans[k][1] and spans[k][0] < b for a, b in bare_spans)]
         overlaps = args.chunks - len(keep)
         if len(keep) < max(10, args.chunks // 2):
-            raise SystemExit(f"node_bench: only {len(keep)} of {args.chunks} chunks ran alone (machine overloaded?); lower --rate")
+            raise SystemExit(f"node_bench: only {len(keep)} of {args.chunks} chunks ran alone (machine overloaded?); "
+                             "lower --rate")
         bare_ms = [bare_ms[k] for k in keep]
         records = [log[k] for k in keep]
         stats = node.builder.stats

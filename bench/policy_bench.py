@@ -92,7 +92,8 @@ def bench_one(path: Path, args: argparse.Namespace) -> dict:
     obs = _observation(policy, rng)
     inputs = policy.observation_tensors([obs])
     io = policy.config.io
-    noise = torch.randn(1, io.horizon, io.max_action_dim, device=device, generator=torch.Generator(device).manual_seed(0))
+    noise = torch.randn(1, io.horizon, io.max_action_dim, device=device,
+                        generator=torch.Generator(device).manual_seed(0))
     guide_actions = policy.infer(obs, noise=noise[0, :, :7].cpu().numpy()).actions
     guidance = ChunkGuidance(guide_actions if policy.metadata.action_mode.name == "ABSOLUTE" else
                              np.repeat(obs.ee_state()[None], io.horizon, 0),
@@ -166,16 +167,19 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(bench_one(path, args))
 
     mem_col = "cuda_peak_MB" if args.device.startswith("cuda") else "RSS growth MB / py heap peak KB"
-    print(f"{'cams':>4} {'prefix':>6} {'suffix':>6} {'params':>9} | {'cached p50/p90 ms':>18} | {'naive p50/p90 ms':>18} | "
-          f"{'ratio':>6} | {'infer p50':>9} | {'rtc p50':>8} | {'eager p50':>9} | {'max|diff|':>9} | {mem_col}")
+    print(f"{'cams':>4} {'prefix':>6} {'suffix':>6} {'params':>9} | {'cached p50/p90 ms':>18} | "
+          f"{'naive p50/p90 ms':>18} | {'ratio':>6} | {'infer p50':>9} | {'rtc p50':>8} | {'eager p50':>9} | "
+          f"{'max|diff|':>9} | {mem_col}")
     for r in rows:
         c50, c90 = np.percentile(r["cached"], [50, 90])
         n50, n90 = np.percentile(r["naive"], [50, 90])
-        mem = f"{r['cuda_peak_mb']:.1f}" if "cuda_peak_mb" in r else f"{r['rss_delta_mb']:.1f} / {r['py_peak_mb'] * 1024:.0f}"
+        mem = (f"{r['cuda_peak_mb']:.1f}" if "cuda_peak_mb" in r
+               else f"{r['rss_delta_mb']:.1f} / {r['py_peak_mb'] * 1024:.0f}")
         print(f"{r['cameras']:>4} {r['prefix_tokens']:>6} {r['suffix_tokens']:>6} {r['params']:>9,} | "
               f"{c50:>8.2f} / {c90:>7.2f} | {n50:>8.2f} / {n90:>7.2f} | {n50 / c50:>5.1f}x | "
               f"{np.percentile(r['infer'], 50):>9.2f} | {np.percentile(r['rtc'], 50):>8.2f} | "
-              f"{(format(np.percentile(r['eager'], 50), '.2f') if 'eager' in r else '-'):>9} | {r['max_diff']:>9.1e} | {mem}")
+              f"{(format(np.percentile(r['eager'], 50), '.2f') if 'eager' in r else '-'):>9} | {r['max_diff']:>9.1e} | "
+              f"{mem}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"process peak RSS: {peak:.0f} MB (includes torch/transformers import)")
     return 0

@@ -88,7 +88,8 @@ def native_config(kind: str, *, cameras: int = 3, tiny: bool = False, horizon: i
     if tiny:  # the golden fixtures' sizes (8 query heads kept, as the reference needs)
         vlm = {"width": 48, "depth": 2, "mlp_dim": 96, "num_heads": 8, "num_kv_heads": 1, "head_dim": 16}
         expert = {**vlm, "width": 32, "mlp_dim": 64}
-        siglip = {"hidden_size": 144, "num_hidden_layers": 2, "intermediate_size": 96, "num_attention_heads": 2, "patch_size": 8}
+        siglip = {"hidden_size": 144, "num_hidden_layers": 2, "intermediate_size": 96, "num_attention_heads": 2,
+                  "patch_size": 8}
         image, vocab = 32, 1024
     d = {
         "format": "vla_ros.flow_matching", "format_version": 2, "policy_type": "flow_matching",
@@ -97,7 +98,8 @@ def native_config(kind: str, *, cameras: int = 3, tiny: bool = False, horizon: i
                "normalization": "mean_std" if kind == "pi0" else "quantile", "max_text_tokens": TEXT_TOKENS[kind],
                "action_dim": ACTION_DIM, "max_action_dim": 32, "max_state_dim": 32, "prompt": kind,
                "state_token": kind == "pi0", "image_resize": "bilinear", "norm_convention": "lerobot"},
-        "backbone": {"family": "gemma", "vocab_size": vocab, "hidden_size": vlm["width"], "intermediate_size": vlm["mlp_dim"],
+        "backbone": {"family": "gemma", "vocab_size": vocab, "hidden_size": vlm["width"],
+                     "intermediate_size": vlm["mlp_dim"],
                      "num_hidden_layers": vlm["depth"], "num_attention_heads": vlm["num_heads"],
                      "num_key_value_heads": vlm["num_kv_heads"], "head_dim": vlm["head_dim"]},
         "expert": {"hidden_size": expert["width"], "intermediate_size": expert["mlp_dim"],
@@ -163,14 +165,18 @@ def transformers_pi0_config(config: FlowMatchingConfig, attn_implementation: str
         raise ValueError("transformers' PI0ForConditionalGeneration is pi0 only (a state token, no adaRMS)")
     gemma = dict(num_hidden_layers=b.num_hidden_layers, num_attention_heads=b.num_attention_heads,
                  num_key_value_heads=b.num_key_value_heads, head_dim=b.head_dim, rms_norm_eps=b.rms_norm_eps,
-                 rope_theta=b.rope_theta, max_position_embeddings=b.max_position_embeddings, hidden_act="gelu_pytorch_tanh")
-    text = GemmaConfig(vocab_size=b.vocab_size, hidden_size=b.hidden_size, intermediate_size=b.intermediate_size, **gemma)
+                 rope_theta=b.rope_theta, max_position_embeddings=b.max_position_embeddings,
+                 hidden_act="gelu_pytorch_tanh")
+    text = GemmaConfig(vocab_size=b.vocab_size, hidden_size=b.hidden_size, intermediate_size=b.intermediate_size,
+                       **gemma)
     vision = SiglipVisionConfig(hidden_size=v.hidden_size, intermediate_size=v.intermediate_size,
                                 num_hidden_layers=v.num_hidden_layers, num_attention_heads=v.num_attention_heads,
                                 patch_size=v.patch_size, image_size=io.image_size, layer_norm_eps=v.layer_norm_eps,
                                 vision_use_head=False)
-    vlm = PaliGemmaConfig(text_config=text, vision_config=vision, projection_dim=b.hidden_size, image_token_id=b.vocab_size)
-    dit = GemmaConfig(vocab_size=b.vocab_size, hidden_size=e.hidden_size, intermediate_size=e.intermediate_size, **gemma)
+    vlm = PaliGemmaConfig(text_config=text, vision_config=vision, projection_dim=b.hidden_size,
+                          image_token_id=b.vocab_size)
+    dit = GemmaConfig(vocab_size=b.vocab_size, hidden_size=e.hidden_size, intermediate_size=e.intermediate_size,
+                      **gemma)
     cfg = PI0Config(vlm_config=vlm, dit_config=dit, chunk_size=io.horizon, max_state_dim=io.max_state_dim,
                     max_action_dim=io.max_action_dim, num_inference_steps=config.sampling.num_steps,
                     min_period=config.sampling.min_period, max_period=config.sampling.max_period)
@@ -180,13 +186,15 @@ def transformers_pi0_config(config: FlowMatchingConfig, attn_implementation: str
     return cfg
 
 
-def transformers_pi0_state(native: dict[str, torch.Tensor], dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+def transformers_pi0_state(native: dict[str, torch.Tensor],
+                           dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
     """Our state dict under transformers' PI0 names (shared tensors unless `dtype` converts); its unused
     DiT embeddings as zeros."""
     out = {transformers_pi0_key(k): (v if dtype is None else v.to(dtype)) for k, v in native.items()}
     ref = native["backbone.embed_tokens.weight"]
     width = native["expert.layers.0.input_layernorm.weight"].shape[0]
-    out["model.dit.embed_tokens.weight"] = torch.zeros((ref.shape[0], width), dtype=dtype or ref.dtype, device=ref.device)
+    out["model.dit.embed_tokens.weight"] = torch.zeros((ref.shape[0], width), dtype=dtype or ref.dtype,
+                                                       device=ref.device)
     return out
 
 
@@ -243,7 +251,8 @@ def write_random_safetensors(path: Path, specs: list[tuple[str, tuple[int, ...]]
         for name, shape in specs:
             lo, hi = _init_range(name)
             t = torch.empty(shape, dtype=dtype).uniform_(lo, hi, generator=gen)
-            f.write(memoryview(t.view(torch.uint8 if item == 1 else torch.int16 if item == 2 else torch.int32).numpy()).cast("B"))
+            f.write(memoryview(t.view(torch.uint8 if item == 1 else torch.int16 if item == 2 else torch.int32)
+                               .numpy()).cast("B"))
             done += t.numel() * item
             del t
             if progress is not None:
@@ -314,7 +323,8 @@ def observation_batch(policy, cameras: int, seed: int = 0):
     images = {c: torch.rand((1, 3, 480, 640), generator=g) for c in io.cameras}
     state = torch.rand((1, io.state_dim), generator=g).numpy() if io.uses_state else None
     full = policy.batch_tensors(images, state, [INSTRUCTION])
-    return ObservationTensors(full.images[:, :cameras], full.image_mask[:, :cameras], full.tokens, full.token_mask, full.state)
+    return ObservationTensors(full.images[:, :cameras], full.image_mask[:, :cameras], full.tokens, full.token_mask,
+                              full.state)
 
 
 def child_load(ckpt: str, dtype: str, cameras: list[int], steps: int) -> dict:
@@ -336,11 +346,13 @@ def child_load(ckpt: str, dtype: str, cameras: list[int], steps: int) -> dict:
         t1 = time.perf_counter()
         x = sample_actions(policy.model, obs, noise, steps, traced=False)  # eager cached: what dominates is the matmuls
         chunks[str(c)] = {"seconds": time.perf_counter() - t1, "finite": bool(torch.isfinite(x).all()),
-                          "prefix_tokens": int(obs.image_mask.shape[1] * policy.config.tokens_per_camera + obs.tokens.shape[1])}
+                          "prefix_tokens": int(obs.image_mask.shape[1] * policy.config.tokens_per_camera
+                                               + obs.tokens.shape[1])}
         log(f"    {c} camera(s): {chunks[str(c)]['seconds']:.1f} s")
     # safetensors maps the file: pages are resident once read, so the peak that counts is after the
     # chunks have touched every weight (VmHWM includes the file-backed pages)
-    return {"seconds": load_s, "peak_rss_load": peak, "peak_rss": _peak_rss(), "baseline_rss": base, "param_bytes": param_bytes,
+    return {"seconds": load_s, "peak_rss_load": peak, "peak_rss": _peak_rss(), "baseline_rss": base,
+            "param_bytes": param_bytes,
             "buffer_bytes": buffer_bytes, "dtype": str(policy.model.dtype).replace("torch.", ""), "chunks": chunks,
             "checkpoint_id": policy.metadata.checkpoint_id}
 
@@ -370,10 +382,12 @@ def cpu_part(args: argparse.Namespace) -> dict:
         write_s = time.perf_counter() - t0
         log(f"[{kind}] vla-ros import ({size / 1e9:.2f} GB)")
         imp = run_child(["import", str(src), str(dst)], args.threads)
-        log(f"[{kind}] import {imp['seconds']:.1f} s; loading ({args.dtype}) and one {args.steps}-step chunk per camera count")
+        log(f"[{kind}] import {imp['seconds']:.1f} s; loading ({args.dtype}) and one {args.steps}-step chunk per "
+            "camera count")
         if not args.keep:
             shutil.rmtree(src)
-        load = run_child(["load", str(dst), args.dtype, ",".join(map(str, args.cameras)), str(args.steps)], args.threads)
+        load = run_child(["load", str(dst), args.dtype, ",".join(map(str, args.cameras)), str(args.steps)],
+                         args.threads)
         if not args.keep:
             shutil.rmtree(dst)
         results[kind] = {"weights_file_bytes": size, "write_seconds": write_s, "import": imp, "load": load}
@@ -395,9 +409,9 @@ def print_cpu(results: dict, args: argparse.Namespace) -> None:
         chunks = "  ".join(f"{c}: {v['seconds']:.1f}" for c, v in load["chunks"].items())
         print(f"{kind:6} {r['weights_file_bytes'] / gb:8.2f} {imp['seconds']:9.1f} {imp['peak_rss'] / gb:15.2f} "
               f"{load['seconds']:7.1f} {w / gb:11.2f} {load['peak_rss'] / gb:12.2f} {ratio:12.2f}x  {chunks}")
-        print(f"{'':6} peak RSS right after load {load['peak_rss_load'] / gb:.2f} GB (weights mapped, not all read yet); "
-              f"process baseline before loading {load['baseline_rss'] / gb:.2f} GB (Python, torch, transformers); "
-              f"peak minus baseline / weights = {(load['peak_rss'] - load['baseline_rss']) / w:.2f}x; "
+        print(f"{'':6} peak RSS right after load {load['peak_rss_load'] / gb:.2f} GB (weights mapped, not all read "
+              f"yet); process baseline before loading {load['baseline_rss'] / gb:.2f} GB (Python, torch, "
+              f"transformers); peak minus baseline / weights = {(load['peak_rss'] - load['baseline_rss']) / w:.2f}x; "
               f"import peak / file = {imp['peak_rss'] / r['weights_file_bytes']:.2f}x; "
               f"{imp['parameters'] / 1e9:.2f} B parameters; goal peak/weights <= 1.30x: "
               f"{'met' if ratio <= 1.3 else 'NOT met'}")
@@ -451,7 +465,8 @@ def roofline(config: FlowMatchingConfig, cameras: int, text_tokens: int, steps: 
     n_self, n_cross = kinds.count("self"), kinds.count("cross")
     expert = _decoder_cost(ls, lp + ls, e.hidden_size, e.intermediate_size, n_self, b.num_attention_heads,
                            b.num_key_value_heads, b.head_dim, wbytes, abytes)
-    if n_cross:  # cross layers: the suffix attends to the prefix only; their k/v projections run once, in the prefix pass
+    # cross layers: the suffix attends to the prefix only; their k/v projections run once, in the prefix pass
+    if n_cross:
         expert = expert + _decoder_cost(ls, lp, e.hidden_size, e.intermediate_size, n_cross, b.num_attention_heads,
                                         b.num_key_value_heads, b.head_dim, wbytes, abytes)
         kv_w = b.num_key_value_heads * b.head_dim
@@ -462,7 +477,8 @@ def roofline(config: FlowMatchingConfig, cameras: int, text_tokens: int, steps: 
     return {"prefix": prefix, "step": step, "chunk": prefix + step.scaled(steps)}
 
 
-def measured_rates(device: torch.device, dtype: torch.dtype, quick: bool = False, n: int | None = None) -> tuple[float, float]:
+def measured_rates(device: torch.device, dtype: torch.dtype, quick: bool = False,
+                   n: int | None = None) -> tuple[float, float]:
     """(matmul FLOP/s in `dtype`, copy bandwidth in bytes/s) measured now on `device` (n: matmul side)."""
     n = n or (1024 if quick else 8192)
     a = torch.randn((n, n), device=device, dtype=dtype)
@@ -520,7 +536,8 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
     return float(np.percentile(a, 50)), float(np.percentile(a, 99))
 
 
-def _time_chunks(fn: Callable[[], torch.Tensor], device: torch.device, warmup: int, iters: int) -> tuple[list[float], torch.Tensor]:
+def _time_chunks(fn: Callable[[], torch.Tensor], device: torch.device, warmup: int,
+                 iters: int) -> tuple[list[float], torch.Tensor]:
     out = None
     for _ in range(warmup):
         out = fn()
@@ -542,9 +559,11 @@ def side_by_side(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     dtype = torch.bfloat16 if args.device != "cpu" or not args.tiny else torch.float32
     log(f"[gpu] device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), {dtype}")
-    flops_rate, bandwidth = measured_rates(device, torch.bfloat16 if device.type == "cuda" else torch.float32, quick=args.tiny)
+    flops_rate, bandwidth = measured_rates(device, torch.bfloat16 if device.type == "cuda" else torch.float32,
+                                           quick=args.tiny)
     log(f"[gpu] measured: matmul {flops_rate / 1e12:.1f} TFLOP/s, copy {bandwidth / 1e9:.0f} GB/s")
-    out: dict = {"device": str(device), "dtype": str(dtype), "matmul_flops": flops_rate, "copy_bandwidth": bandwidth, "runs": []}
+    out: dict = {"device": str(device), "dtype": str(dtype), "matmul_flops": flops_rate, "copy_bandwidth": bandwidth,
+                 "runs": []}
     for kind in args.variants:
         config = native_config(kind, cameras=max(args.cameras), tiny=args.tiny)
         io = config.io
@@ -567,7 +586,8 @@ def side_by_side(args: argparse.Namespace) -> dict:
             state[:, :io.state_dim] = torch.rand((1, io.state_dim), generator=g) * 2 - 1
             noise = torch.randn((1, io.horizon, io.max_action_dim), generator=g)
             obs = ObservationTensors(images01.to(device), torch.ones((1, cams), dtype=torch.bool, device=device),
-                                     tokens.to(device), token_mask.to(device), state.to(device) if io.state_token else None)
+                                     tokens.to(device), token_mask.to(device),
+                                     state.to(device) if io.state_token else None)
             noise_d = noise.to(device)
 
             def ours() -> torch.Tensor:
@@ -589,7 +609,8 @@ def side_by_side(args: argparse.Namespace) -> dict:
                 def theirs() -> torch.Tensor:
                     with torch.no_grad():
                         return tf_model.sample_actions(state=st, input_ids=ids, pixel_values=pixels, noise=nz,
-                                                       attention_mask=att, pixel_attention_mask=pmask, num_steps=args.steps)
+                                                       attention_mask=att, pixel_attention_mask=pmask,
+                                                       num_steps=args.steps)
 
                 log(f"[gpu] {kind} {cams} camera(s): transformers PI0ForConditionalGeneration")
                 tf_s, tf_x = _time_chunks(theirs, device, args.warmup, args.iters)
@@ -605,7 +626,9 @@ def side_by_side(args: argparse.Namespace) -> dict:
             run["roofline"]["chunk_bound_ms"] = (bound["prefix"] + args.steps * bound["step"]) * 1000.0
             run["ratio_to_bound"] = run["ours_ms"][0] / run["roofline"]["chunk_bound_ms"]
             out["runs"].append(run)
-        del model, tf_model
+        # Drop the weights before empty_cache; `ours` / `theirs` close over these names, so rebind them
+        # instead of deleting them.
+        model = tf_model = None
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return out
@@ -614,17 +637,18 @@ def side_by_side(args: argparse.Namespace) -> dict:
 def print_gpu(res: dict, steps: int) -> None:
     print(f"\nGPU side by side on {res['device']} ({res['dtype']}), {steps} Euler steps; measured matmul "
           f"{res['matmul_flops'] / 1e12:.1f} TFLOP/s, copy {res['copy_bandwidth'] / 1e9:.0f} GB/s")
-    print(f"{'':6} {'cams':>4} {'ours p50/p99 ms':>16} {'transformers p50/p99 ms':>24} {'speed-up':>9} {'max|diff|':>10} "
-          f"{'prefix GFLOP/MB':>16} {'step GFLOP/MB':>14} {'bound ms':>9} {'ours/bound':>10}")
+    print(f"{'':6} {'cams':>4} {'ours p50/p99 ms':>16} {'transformers p50/p99 ms':>24} {'speed-up':>9} "
+          f"{'max|diff|':>10} {'prefix GFLOP/MB':>16} {'step GFLOP/MB':>14} {'bound ms':>9} {'ours/bound':>10}")
     for r in res["runs"]:
         tf = r.get("transformers_ms")
         rf = r["roofline"]
         theirs = f"{tf[0]:.2f}/{tf[1]:.2f}" if tf else "-"
         speedup = f"{r['speedup_p50']:.2f}x" if tf else "-"
         diff = f"{r['max_abs_diff']:.3g}" if tf else "-"
-        print(f"{r['variant']:6} {r['cameras']:4d} {r['ours_ms'][0]:7.2f}/{r['ours_ms'][1]:<8.2f} {theirs:>24} {speedup:>9} "
-              f"{diff:>10} {rf['prefix']['gflop']:8.0f}/{rf['prefix']['mb']:<7.0f} "
-              f"{rf['step']['gflop']:6.1f}/{rf['step']['mb']:<7.0f} {rf['chunk_bound_ms']:9.2f} {r['ratio_to_bound']:9.2f}x")
+        print(f"{r['variant']:6} {r['cameras']:4d} {r['ours_ms'][0]:7.2f}/{r['ours_ms'][1]:<8.2f} {theirs:>24} "
+              f"{speedup:>9} {diff:>10} {rf['prefix']['gflop']:8.0f}/{rf['prefix']['mb']:<7.0f} "
+              f"{rf['step']['gflop']:6.1f}/{rf['step']['mb']:<7.0f} {rf['chunk_bound_ms']:9.2f} "
+              f"{r['ratio_to_bound']:9.2f}x")
     print("goals: >= 2x faster than transformers' PI0; a 2-camera pi0 chunk <= 20 ms on an H100/H200 "
           "(anchor: 27.3 ms for 2 views on an RTX 4090, Dexmal realtime-vla)")
 
@@ -665,7 +689,8 @@ def smolvla_config(cameras: int = 2, tiny: bool = False) -> FlowMatchingConfig:
                      "num_attention_heads": t["num_attention_heads"], "num_key_value_heads": t["num_key_value_heads"],
                      "head_dim": t["head_dim"], "rope_theta": 10000.0, "rms_norm_eps": 1e-5, "hidden_act": "silu",
                      "scale_embeddings": True},
-        "expert": {"hidden_size": ew, "intermediate_size": em, "attention": "interleaved", "self_attn_every_n_layers": 2,
+        "expert": {"hidden_size": ew, "intermediate_size": em, "attention": "interleaved",
+                   "self_attn_every_n_layers": 2,
                    "causal_actions": True},
         "vision": {"kind": "smolvlm", "scale_factor": sf,
                    "siglip": {k: v[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers",
@@ -702,8 +727,8 @@ def smolvla_bench(args: argparse.Namespace) -> dict:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     cams = max(args.cameras) if args.cameras else 2
     config = smolvla_config(cams, tiny=args.tiny)
-    log(f"[smolvla] {'tiny' if args.tiny else 'smolvla_base'} sizes, {cams} camera(s), {args.steps} steps, {device} {dtype}"
-        f", {torch.get_num_threads()} thread(s)")
+    log(f"[smolvla] {'tiny' if args.tiny else 'smolvla_base'} sizes, {cams} camera(s), {args.steps} steps, {device} "
+        f"{dtype}, {torch.get_num_threads()} thread(s)")
     model = random_model(config, device, dtype)
     params = sum(p.numel() for p in model.parameters())
     obs, noise = _smolvla_inputs(config, cams, device)
@@ -733,7 +758,8 @@ def smolvla_bench(args: argparse.Namespace) -> dict:
     bytes_ = torch.finfo(dtype).bits // 8
     cost = roofline(config, cams, config.io.max_text_tokens, args.steps, wbytes=bytes_, abytes=bytes_)
     bound = {k: max(c.flops / flops_rate, c.bytes / bandwidth) for k, c in cost.items()}
-    res["roofline"] = {k: {"gflop": c.flops / 1e9, "mb": c.bytes / 1e6, "bound_ms": bound[k] * 1000.0} for k, c in cost.items()}
+    res["roofline"] = {k: {"gflop": c.flops / 1e9, "mb": c.bytes / 1e6, "bound_ms": bound[k] * 1000.0}
+                       for k, c in cost.items()}
     res["roofline"]["chunk_bound_ms"] = (bound["prefix"] + args.steps * bound["step"]) * 1000.0
     res["matmul_flops"], res["copy_bandwidth"] = flops_rate, bandwidth
     res["ratio_to_bound"] = res["cached_ms"][0] / res["roofline"]["chunk_bound_ms"]
@@ -743,14 +769,16 @@ def smolvla_bench(args: argparse.Namespace) -> dict:
 def print_smolvla(r: dict) -> None:
     rf = r["roofline"]
     print(f"\nSmolVLA ({r['parameters'] / 1e6:.0f}M parameters, random weights) on {r['device']} ({r['dtype']}), "
-          f"{r['cameras']} cameras, {r['steps']} Euler steps, prefix {r['prefix_tokens']} + suffix {r['suffix_tokens']} tokens")
+          f"{r['cameras']} cameras, {r['steps']} Euler steps, prefix {r['prefix_tokens']} + suffix "
+          f"{r['suffix_tokens']} tokens")
     print(f"  chunk, cached (default path) p50/p99: {r['cached_ms'][0]:.1f}/{r['cached_ms'][1]:.1f} ms")
     if "naive_ms" in r:
-        print(f"  chunk, naive (prefix recomputed every step) p50/p99: {r['naive_ms'][0]:.1f}/{r['naive_ms'][1]:.1f} ms; "
-              f"cached is {r['cached_vs_naive']:.1f}x faster (goal >= 4x); max|cached - naive| {r['max_abs_diff_cached_naive']:.2g}")
+        print(f"  chunk, naive (prefix recomputed every step) p50/p99: {r['naive_ms'][0]:.1f}/{r['naive_ms'][1]:.1f} "
+              f"ms; cached is {r['cached_vs_naive']:.1f}x faster (goal >= 4x); max|cached - naive| "
+              f"{r['max_abs_diff_cached_naive']:.2g}")
     print(f"  roofline: prefix {rf['prefix']['gflop']:.0f} GFLOP / {rf['prefix']['mb']:.0f} MB, step "
-          f"{rf['step']['gflop']:.1f} GFLOP / {rf['step']['mb']:.0f} MB -> chunk bound {rf['chunk_bound_ms']:.2f} ms at the "
-          f"measured {r['matmul_flops'] / 1e12:.2f} TFLOP/s and {r['copy_bandwidth'] / 1e9:.0f} GB/s; "
+          f"{rf['step']['gflop']:.1f} GFLOP / {rf['step']['mb']:.0f} MB -> chunk bound {rf['chunk_bound_ms']:.2f} ms "
+          f"at the measured {r['matmul_flops'] / 1e12:.2f} TFLOP/s and {r['copy_bandwidth'] / 1e9:.0f} GB/s; "
           f"measured / bound {r['ratio_to_bound']:.1f}x"
           + (" (CPU: the rate is measured once, under whatever else loads the machine; the bound is a GPU figure)"
              if r["device"] == "cpu" else ""))
@@ -776,12 +804,15 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--gpu", action="store_true", help="run the GPU side-by-side part (instead of the CPU part)")
     ap.add_argument("--device", default="cuda", help="--gpu: the device (default cuda; cpu with --tiny = smoke test)")
     ap.add_argument("--iters", type=int, default=50, help="--gpu: timed chunks per configuration (default 50)")
-    ap.add_argument("--warmup", type=int, default=5, help="--gpu: untimed chunks first (default 5; captures the graphs)")
+    ap.add_argument("--warmup", type=int, default=5,
+                    help="--gpu: untimed chunks first (default 5; captures the graphs)")
     ap.add_argument("--no-transformers", action="store_true", help="--gpu: skip transformers' PI0")
-    ap.add_argument("--tiny", action="store_true", help="the golden fixtures' toy sizes instead of the real ones (smoke test)")
+    ap.add_argument("--tiny", action="store_true",
+                    help="the golden fixtures' toy sizes instead of the real ones (smoke test)")
     ap.add_argument("--smolvla", action="store_true",
-                    help="SmolVLA at smolvla_base dimensions instead of pi0/pi05: CPU latency and cached-vs-naive ratio; "
-                         "with --gpu bf16 + CUDA graphs vs the roofline (--cameras: its largest count, default 2)")
+                    help="SmolVLA at smolvla_base dimensions instead of pi0/pi05: CPU latency and cached-vs-naive "
+                         "ratio; with --gpu bf16 + CUDA graphs vs the roofline (--cameras: its largest count, default "
+                         "2)")
     ap.add_argument("--cpu-iters", type=int, default=5, help="--smolvla on the CPU: timed cached chunks (default 5)")
     ap.add_argument("--naive-iters", type=int, default=2, help="--smolvla on the CPU: timed naive chunks (default 2)")
     ap.add_argument("--json", metavar="PATH", help="also write every figure as JSON")
@@ -792,8 +823,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     args.threads = torch.get_num_threads()
     if args.child:
         what, *rest = args.child
-        res = child_import(*rest) if what == "import" else child_load(rest[0], rest[1], [int(c) for c in rest[2].split(",")],
-                                                                       int(rest[3]))
+        res = (child_import(*rest) if what == "import"
+               else child_load(rest[0], rest[1], [int(c) for c in rest[2].split(",")], int(rest[3])))
         print(json.dumps(res))
         return 0
     args.variants = ["pi0"] if args.quick else [v for v in args.variants.split(",") if v]

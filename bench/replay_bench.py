@@ -126,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         bt = base.timing.as_dict()
         blat = base.metrics["policy"]["latency"]["inference_s"]
         print(f"same bag, one inference at a time, executors in process: {bt['total']:.2f} s = "
-              f"{base.duration / bt['total']:.1f}x real time (policy {bt['policy']:.2f} s, executor {bt['executor']:.2f} s; "
-              f"inference p50 {blat['p50'] * 1e3:.1f} ms) -> this run's settings are {bt['total'] / total_s:.1f}x faster")
+              f"{base.duration / bt['total']:.1f}x real time (policy {bt['policy']:.2f} s, executor "
+              f"{bt['executor']:.2f} s; inference p50 {blat['p50'] * 1e3:.1f} ms) -> this run's settings are "
+              f"{bt['total'] / total_s:.1f}x faster")
     return 0
 
 

@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
             speed, parts = measure("rendered when an observation is taken")
             frames = int(round(args.episodes * args.seconds * args.rate_hz)) * 2
-            print(f"  per frame: {parts['render'] / max(1, frames) * 1e3:.1f} ms (2 cameras x {frames // 2} observations)")
+            print(f"  per frame: {parts['render'] / max(1, frames) * 1e3:.1f} ms (2 cameras x {frames // 2} "
+                  "observations)")
             verdict = "meets" if speed >= 2.0 else "MISSES"
             print(f"goal >= 2x real time: {verdict} ({speed:.2f}x)")
             if not args.no_compare:

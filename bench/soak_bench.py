@@ -148,7 +148,8 @@ def _progress():
     try:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        return Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+        return Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
+                        TextColumn("{task.fields[info]}"))
     except ImportError:
         return None
 
@@ -275,7 +276,8 @@ def main() -> int:
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--camera-rate", type=float, default=30.0)
     ap.add_argument("--control-rate", type=float, default=100.0)
-    ap.add_argument("--set", default="", help="more `vla-ros run --set` overrides, e.g. 'executor.realtime_priority=50'")
+    ap.add_argument("--set", default="",
+                    help="more `vla-ros run --set` overrides, e.g. 'executor.realtime_priority=50'")
     ap.add_argument("--warmup", type=float, default=10.0, help="seconds after the first commands before measuring")
     ap.add_argument("--sample", type=float, default=10.0, help="seconds between RSS samples")
     args = ap.parse_args()
@@ -286,8 +288,10 @@ def main() -> int:
         from vla_ros.policy.flow_matching.tiny import make_tiny_checkpoint
 
         checkpoint = str(make_tiny_checkpoint(tmp / "checkpoint", cameras=("primary", "wrist")))
-    print(f"soak_bench: {args.minutes:g} min per deployment, 2 cameras {args.width}x{args.height} @ {args.camera_rate:g} Hz, "
-          f"control {args.control_rate:g} Hz, checkpoint {checkpoint}, {os.cpu_count()} CPUs; logs in {tmp}", flush=True)
+    print(f"soak_bench: {args.minutes:g} min per deployment, 2 cameras {args.width}x{args.height} @ "
+          f"{args.camera_rate:g} Hz, control {args.control_rate:g} Hz, checkpoint {checkpoint}, {os.cpu_count()} CPUs; "
+          f"logs in {tmp}",
+          flush=True)
 
     rclpy.init()
     # The graph in its own namespace: commands from anything else on this domain are never counted.

@@ -1,7 +1,9 @@
 """The vla_ros graph on a simulated arm: sim_node (MuJoCo) + policy node + executor node, on sim time.
 
-    ros2 launch vla_ros sim.launch.py policy:=flow_matching checkpoint:=/ckpt                 # dry run: the arm stays still
-    ros2 launch vla_ros sim.launch.py policy:=flow_matching checkpoint:=/ckpt dry_run:=false  # the policy drives the arm
+    # dry run: the arm stays still
+    ros2 launch vla_ros sim.launch.py policy:=flow_matching checkpoint:=/ckpt
+    # the policy drives the arm
+    ros2 launch vla_ros sim.launch.py policy:=flow_matching checkpoint:=/ckpt dry_run:=false
     ros2 launch vla_ros sim.launch.py --show-args
 
 Every node runs with use_sim_time (sim_node publishes /clock). The executor's dry_run stays ON

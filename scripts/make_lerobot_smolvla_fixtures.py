@@ -23,7 +23,8 @@ SmolVLA reads its VLM's config and tokenizer with ``AutoConfig.from_pretrained(v
 and ``AutoProcessor.from_pretrained(vlm_model_name)``. There is no hub here, so a *tiny* SmolVLM2
 directory is written first (``vlm/vla-ros-tests/tiny-smolvlm2/``: a ``SmolVLMConfig`` and a
 small byte-level BPE tokenizer trained locally with the SmolVLM special tokens) and the
-reference is run with that directory as the relative ``vlm_model_name`` (the working directory is ``vlm/`` while the model is built, so the saved
+reference is run with that directory as the relative ``vlm_model_name`` (the working directory is ``vlm/`` while the
+model is built, so the saved
 ``config.json`` names ``vla-ros-tests/tiny-smolvlm2``, not an absolute path). That is also what
 a user of ``vla-ros import`` provides: the VLM directory, found under a search path by the
 checkpoint's ``vlm_model_name``.

@@ -130,12 +130,15 @@ B = 2
 
 CASES = {
     # name: (cameras present, tasks)
-    "two_cameras": (("base_0_rgb", "left_wrist_0_rgb"), ["pick up the red block", "open the top drawer and put the cup in it"]),
+    "two_cameras": (("base_0_rgb", "left_wrist_0_rgb"),
+                    ["pick up the red block", "open the top drawer and put the cup in it"]),
     "three_cameras": (IMAGE_KEYS, ["pick up the red block", "open the top drawer and put the cup in it"]),
     # openpi cleans the text (strip, '_' -> ' ', '\n' -> ' ') before tokenizing
-    "raw_prompt": (("base_0_rgb", "left_wrist_0_rgb"), ["  pick_up the red block\n", "open_the top drawer\nand put the cup in it "]),
+    "raw_prompt": (("base_0_rgb", "left_wrist_0_rgb"),
+                   ["  pick_up the red block\n", "open_the top drawer\nand put the cup in it "]),
     # the base camera at 45x70: openpi's ResizeImages (PIL bilinear, black padding) brings it to 32x32
-    "resized_base_camera": (("base_0_rgb", "left_wrist_0_rgb"), ["pick up the red block", "open the top drawer and put the cup in it"]),
+    "resized_base_camera": (("base_0_rgb", "left_wrist_0_rgb"),
+                            ["pick up the red block", "open the top drawer and put the cup in it"]),
 }
 RAW_BASE_SHAPE = (45, 70)  # resized_base_camera: H, W; a ratio of 2.1875, so 45 rows become int(20.57) = 20
 
@@ -214,7 +217,8 @@ def load_openpi(src: Path, tokenizer_model: Path) -> types.SimpleNamespace:
     # tokenizer.py (jax, orbax at the top): PaligemmaTokenizer, loading the substitute model
     download = types.SimpleNamespace(maybe_download=lambda url, **kw: Path(tokenizer_model))
     tok_ns = reference_defs(root / "models" / "tokenizer.py", ["PaligemmaTokenizer"],
-                            {"logging": logging, "os": os, "np": np, "sentencepiece": sentencepiece, "download": download})
+                            {"logging": logging, "os": os, "np": np, "sentencepiece": sentencepiece,
+                             "download": download})
 
     # transforms.py (flax, jax at the top): normalisation and padding
     class _PyTree:
@@ -266,9 +270,11 @@ def load_openpi(src: Path, tokenizer_model: Path) -> types.SimpleNamespace:
 
     client_ns = reference_defs(src / "packages" / "openpi-client" / "src" / "openpi_client" / "image_tools.py",
                                ["resize_with_pad", "_resize_with_pad_pil"], {"np": np, "Image": PIL.Image})
-    return types.SimpleNamespace(pi0_pytorch=pi0_pytorch, normalize=normalize, resize_with_pad=client_ns["resize_with_pad"],
+    return types.SimpleNamespace(pi0_pytorch=pi0_pytorch, normalize=normalize,
+                                 resize_with_pad=client_ns["resize_with_pad"],
                                  PaligemmaTokenizer=tok_ns["PaligemmaTokenizer"], transforms=types.SimpleNamespace(**{
-                                     k: tr_ns[k] for k in ("pad_to_dim", "Normalize", "Unnormalize", "PadStatesAndActions")}))
+                                     k: tr_ns[k] for k in ("pad_to_dim", "Normalize", "Unnormalize",
+                                                           "PadStatesAndActions")}))
 
 
 # =======================================================================================
@@ -429,19 +435,22 @@ def generate(args: argparse.Namespace) -> None:
         s = norm_stats["state"]
         size = ARCH["siglip"]["image_size"]
         # uint8 HWC at the model size, as openpi's ResizeImages leaves them (no resize here)
-        raw_images = {k: torch.randint(0, 256, (B, size, size, 3), generator=data_gen, dtype=torch.uint8) for k in IMAGE_KEYS}
+        raw_images = {k: torch.randint(0, 256, (B, size, size, 3), generator=data_gen, dtype=torch.uint8)
+                      for k in IMAGE_KEYS}
         u = torch.rand((B, STATE_DIM), generator=data_gen, dtype=torch.float64).numpy()
         raw_state = (s.q01 + u * (s.q99 - s.q01)).astype(np.float32)
         raw_state[1, 0] = np.float32(s.q01[0] - 0.3 * s.std[0])  # below q01 (pi05 bin -1)
         raw_state[1, 1] = np.float32(s.q99[1] + 0.3 * s.std[1])  # above q99
         a = norm_stats["actions"]
-        raw_actions = (a.mean + a.std * torch.randn((B, CHUNK, ACTION_DIM), generator=data_gen, dtype=torch.float64).numpy()
+        raw_actions = (a.mean + a.std * torch.randn((B, CHUNK, ACTION_DIM), generator=data_gen,
+                                                    dtype=torch.float64).numpy()
                        ).astype(np.float32)
         noise = torch.randn((B, CHUNK, MODEL_ACTION_DIM), generator=data_gen)
         train_noise = torch.randn((B, CHUNK, MODEL_ACTION_DIM), generator=data_gen)
         train_time = torch.tensor([0.73, 0.21])
         # smooth (so that resampling is meaningful), drawn last so the other cases' data stay as they were
-        yy, xx = torch.meshgrid(torch.linspace(0, 1, RAW_BASE_SHAPE[0]), torch.linspace(0, 1, RAW_BASE_SHAPE[1]), indexing="ij")
+        yy, xx = torch.meshgrid(torch.linspace(0, 1, RAW_BASE_SHAPE[0]), torch.linspace(0, 1, RAW_BASE_SHAPE[1]),
+                                indexing="ij")
         phase = torch.rand((B, 1, 1, 3), generator=data_gen) * 6.28
         big_base = ((torch.sin(9 * xx[None, :, :, None] + 5 * yy[None, :, :, None] + phase) * 0.45 + 0.5) * 255).round()
         big_base = (big_base + torch.randint(-12, 13, big_base.shape, generator=data_gen)).clamp(0, 255).to(torch.uint8)
@@ -478,7 +487,8 @@ def generate(args: argparse.Namespace) -> None:
             )
             with torch.no_grad():
                 x = model.sample_actions(torch.device("cpu"), observation, noise=noise.clone(), num_steps=NUM_STEPS)
-            x_ts, v_ts, times = torch.stack(captured["x_t"]), torch.stack(captured["v_t"]), torch.stack(captured["time"])[:, 0]
+            x_ts, v_ts = torch.stack(captured["x_t"]), torch.stack(captured["v_t"])
+            times = torch.stack(captured["time"])[:, 0]
             # openpi's output transforms: Unnormalize (stats padded to 32), then the robot's first 7 dims
             actions = unnormalize_fn(None, x.numpy(), a)[..., :ACTION_DIM]
             seen_images = captured["images"]

@@ -40,7 +40,8 @@ def test_chunk_must_cover_the_inference_period():
     meta = PolicyMetadata("p", horizon=4, dt=0.05)  # 0.2 s per chunk
     assert timing_problems(meta, PolicyConfig(rate_hz=5.0)) == []
     problems = timing_problems(meta, PolicyConfig(rate_hz=2.0))
-    assert "predicts 4 x 0.05 s = 0.2 s per chunk, shorter than the inference period 1 / policy.rate_hz = 0.5 s" in problems[0]
+    assert ("predicts 4 x 0.05 s = 0.2 s per chunk, shorter than the inference period 1 / policy.rate_hz = 0.5 s"
+            in problems[0])
     assert timing_problems(meta, PolicyConfig(rate_hz=2.0, trigger="queue")) == []
 
 
@@ -64,7 +65,8 @@ def test_report_names_what_was_compared_and_the_verdict():
     meta = PolicyMetadata("p", checkpoint_id="c", cameras=("wrist", "primary"), image_size=(224, 224))
     lines = compatibility_report(meta, RobotConfig(name="r"))
     assert lines[0] == "compatibility check: policy 'p' (checkpoint c) on robot profile 'r'"
-    assert "cameras, in the policy's order: 1 wrist <- /camera/wrist/image_raw, 2 primary <- /camera/primary/image_raw" in lines[1]
+    assert ("cameras, in the policy's order: 1 wrist <- /camera/wrist/image_raw, "
+            "2 primary <- /camera/primary/image_raw") in lines[1]
     assert lines[-1] == "  result: compatible"
     lines = compatibility_report(meta, ONE_CAM)
     assert "2 primary <- /cam" in lines[1] and "1 wrist <- MISSING" in lines[1]

@@ -103,7 +103,8 @@ def test_compressed_png_is_lossless_and_garbage_is_an_error():
 @pytest.mark.parametrize("fmt", ["16UC1; compressedDepth", "tiff"])
 def test_compressed_formats_other_than_jpeg_and_png_are_refused_by_name(fmt):
     ok, png = cv2.imencode(".png", RGB)
-    with pytest.raises(MessageError, match=r"^/cam/depth/compressed: format: .* is not supported; expected a jpeg or png") as err:
+    with pytest.raises(MessageError,
+                       match=r"^/cam/depth/compressed: format: .* is not supported; expected a jpeg or png") as err:
         decode_image(CompressedImage(format=fmt, data=png.tobytes()), "/cam/depth/compressed")
     assert err.value.code == Problem.ENCODING
     # image_transport's long form of a colour jpeg/png is accepted

@@ -143,7 +143,8 @@ def test_sim_plan_adds_sim_node_on_sim_time_with_dry_run_still_on():
 def test_sim_plan_dry_run_off_only_when_asked_and_other_profiles():
     from vla_ros.ros.launch_plan import build_sim_plan
 
-    assert build_sim_plan({"policy": "hold", "dry_run": "false"}).node("vla_executor").parameters["executor.dry_run"] is False
+    plan = build_sim_plan({"policy": "hold", "dry_run": "false"})
+    assert plan.node("vla_executor").parameters["executor.dry_run"] is False
     plan = build_sim_plan({"policy": "hold", "robot": "sim_tabletop", "set": "sim.camera_rate=5"})
     assert plan.config.robot.name == "sim_tabletop" and plan.node("vla_sim").parameters["sim.camera_rate"] == 5.0
 
@@ -171,9 +172,11 @@ def test_sim_arguments_are_documented_and_say_dry_run_stays_on():
     from vla_ros.ros.launch_plan import SIM_ARGUMENTS, SIM_LAUNCH_ARGUMENTS
 
     names = [a.name for a in SIM_LAUNCH_ARGUMENTS]
-    assert len(names) == len(set(names)) and set(names) == {a.name for a in LAUNCH_ARGUMENTS} | {a.name for a in SIM_ARGUMENTS}
+    assert len(names) == len(set(names))
+    assert set(names) == {a.name for a in LAUNCH_ARGUMENTS} | {a.name for a in SIM_ARGUMENTS}
     by_name = {a.name: a for a in SIM_LAUNCH_ARGUMENTS}
-    assert "Still ON by default" in by_name["dry_run"].description and "dry_run:=false" in by_name["dry_run"].description
+    assert "Still ON by default" in by_name["dry_run"].description
+    assert "dry_run:=false" in by_name["dry_run"].description
     assert by_name["use_sim_time"].default == "true"
     assert all(a.description.strip() and a.name.isidentifier() for a in SIM_LAUNCH_ARGUMENTS)
 

@@ -105,7 +105,8 @@ def test_keys_are_read_only_unless_writable_and_sets_go_through_the_schema(rclpy
         for prm, message in (
             (Parameter("executor.dry_run", value="banana"), r"executor\.dry_run: expected boolean, got str 'banana'"),
             (Parameter("safety.max_linear_speed", value=-1.0), r"safety\.max_linear_speed: expected >= 0.0, got -1.0"),
-            (Parameter("safety.workspace_max", value=[1.0, 1.0, -1.0]), r"safety\.workspace_min: z = 0.0 must be below"),
+            (Parameter("safety.workspace_max", value=[1.0, 1.0, -1.0]),
+             r"safety\.workspace_min: z = 0.0 must be below"),
             (Parameter("executor.watchdog_timeout", value=0.0), r"executor\.watchdog_timeout: read-only"),
         ):
             with pytest.raises(ConfigError, match=message):
@@ -130,7 +131,8 @@ def test_configure_time_keys_are_settable_only_while_a_lifecycle_node_is_unconfi
         assert node.describe_parameter("robot.base_frame").read_only
         # Unconfigured: one key at a time, cross-field checks wait for configure.
         loose = RuntimeParameters(["robot.camera_names"], section_checks=False)
-        assert loose.check(cfg, [Parameter("robot.camera_names", value=["scene"])]).config.robot.camera_names == ["scene"]
+        assert loose.check(cfg, [Parameter("robot.camera_names",
+                                           value=["scene"])]).config.robot.camera_names == ["scene"]
         with pytest.raises(ConfigError, match=r"robot\.camera_topics: expected one topic per camera name"):
             RuntimeParameters(["robot.camera_names"]).check(cfg, [Parameter("robot.camera_names", value=["scene"])])
     finally:

@@ -20,7 +20,7 @@ from rclpy.parameter import Parameter, parameter_value_to_python
 sys.path.insert(0, str(Path(__file__).resolve().parent / "executor"))
 from test_executor_node_dds import Harness, start_executor, x_of  # noqa: E402
 
-from ros_helpers import start_process, stop_process  # noqa: E402
+from ros_helpers import start_process  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 NS = "params_runtime_test"

@@ -53,7 +53,8 @@ def observation(stamp: float, x: float = 0.4, instruction: str = "pick") -> Obse
     )
 
 
-def executor_status(stamp: float, *, remaining: float = 0.0, received: int = 0, state: int = ExecutorStatus.STATE_RUNNING,
+def executor_status(stamp: float, *, remaining: float = 0.0, received: int = 0,
+                    state: int = ExecutorStatus.STATE_RUNNING,
                     plan_start: float | None = None, plan_x=(), plan_dt: float = 0.1, committed: int = 0,
                     frame: str = "base_link") -> ExecutorStatus:
     """An ExecutorStatus as the executor publishes it; `plan_x` = x of each plan pose (y=0, z=0.3)."""

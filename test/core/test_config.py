@@ -29,7 +29,8 @@ def test_files_merge_in_order_and_overrides_win(tmp_path):
 
 
 def test_ros_parameter_file_format_is_accepted(tmp_path):
-    p = write(tmp_path, "params.yaml", {"policy_node": {"ros__parameters": {"policy.device": "cuda:1", "sync": {"max_age": 1.5}}}})
+    p = write(tmp_path, "params.yaml",
+              {"policy_node": {"ros__parameters": {"policy.device": "cuda:1", "sync": {"max_age": 1.5}}}})
     cfg = load_config([p])
     assert cfg.policy.device == "cuda:1" and cfg.sync.max_age == 1.5
 
@@ -45,8 +46,10 @@ def test_ros_parameter_file_format_is_accepted(tmp_path):
         ({"executor": {"dry_run": 1}}, r"executor\.dry_run: expected boolean, got int 1"),
         ({"safety": {"workspace_min": [0, 0]}}, r"safety\.workspace_min: expected a list of 3 items, got 2"),
         ({"robot": {"camera_topics": ["/a", 5]}}, r"robot\.camera_topics\[1\]: expected string, got int 5"),
-        ({"robot": {"camera_names": ["a", "b", "c"]}}, r"robot\.camera_topics: expected one topic per camera name \(3: a, b, c\), got 2"),
-        ({"safety": {"workspace_min": [0, 0, 2.0]}}, r"safety\.workspace_min: z = 2\.0 must be below safety\.workspace_max z = 1\.5"),
+        ({"robot": {"camera_names": ["a", "b", "c"]}},
+         r"robot\.camera_topics: expected one topic per camera name \(3: a, b, c\), got 2"),
+        ({"safety": {"workspace_min": [0, 0, 2.0]}},
+         r"safety\.workspace_min: z = 2\.0 must be below safety\.workspace_max z = 1\.5"),
         ({"sync": 3}, r"sync: expected a mapping of keys, got int"),
     ],
 )

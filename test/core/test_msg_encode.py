@@ -16,7 +16,8 @@ from vla_ros.core.config import config_from_dict
 from vla_ros.core.executor import ChunkExecutor
 from vla_ros.core.executor_feedback import ExecutorFeedback
 from vla_ros.core.msg_decode import (
-    RAW_ENCODINGS, SUPPORTED_ENCODINGS, MessageError, Problem, chunk_from_msg, decode_image, joint_positions, pose_to_ee,
+    RAW_ENCODINGS, SUPPORTED_ENCODINGS, MessageError, Problem, chunk_from_msg, decode_image, joint_positions,
+    pose_to_ee,
     stamp_to_sec,
 )
 from vla_ros.core.msg_encode import MessageEncoder
@@ -186,7 +187,8 @@ def test_a_status_survives_the_wire_and_the_policy_side_reads_the_same_plan(flav
     assert plan.start == pytest.approx(st.plan.start, abs=1e-9) and plan.dt == st.plan.dt
     assert plan.committed_steps == st.plan.committed_steps
     np.testing.assert_allclose(plan.actions, st.plan.actions, atol=1e-12)
-    cut = ExecutorFeedback.from_msg(wire(enc.executor_status(st, max_plan_steps=3), "vla_ros/msg/ExecutorStatus")).plan()
+    cut = ExecutorFeedback.from_msg(wire(enc.executor_status(st, max_plan_steps=3),
+                                         "vla_ros/msg/ExecutorStatus")).plan()
     np.testing.assert_allclose(cut.actions, st.plan.actions[:3], atol=1e-12)
     assert cut.committed_steps == min(st.plan.committed_steps, 3)
 

@@ -103,7 +103,8 @@ def test_stale_observation_is_dropped_at_take_and_names_the_oldest_input():
     assert b.stats.dropped_stale == 1 and b.stats.rejected == 0
     p = problems[-1]
     assert p.code == "stale" and p.counter == "dropped" and p.topic == "/cam/primary"  # the oldest input
-    assert "/cam/primary: observation dropped: header.stamp is 0.800 s old, expected at most sync.max_age = 0.5 s" == p.message
+    assert ("/cam/primary: observation dropped: header.stamp is 0.800 s old, expected at most sync.max_age = 0.5 s"
+            == p.message)
 
 
 def test_observation_already_stale_when_synchronized_is_dropped_immediately():
@@ -137,7 +138,8 @@ BAD_INPUTS = [
     ("ee", lambda t: ee_msg(t, frame="world"), "/ee_pose", "frame",
      "/ee_pose: header.frame_id: expected 'base_link' (robot.base_frame) or empty, got 'world'"),
     ("ee", lambda t: ee_msg(t, quat=(0.0, 0.0, 0.0, 0.0)), "/ee_pose", "quaternion", "/ee_pose: "),
-    ("ee", lambda t: ee_msg(t, x=float("nan")), "/ee_pose", "nonfinite", "/ee_pose: ee_pose.position: contains NaN or inf"),
+    ("ee", lambda t: ee_msg(t, x=float("nan")), "/ee_pose", "nonfinite",
+     "/ee_pose: ee_pose.position: contains NaN or inf"),
     ("primary", lambda t: _with(rgb_to_image_msg(PRIMARY, 0.0)), "/cam/primary", "stamp",
      "/cam/primary: header.stamp: expected the capture time, got 0 (unset stamp)"),
     ("joints", lambda t: joints_msg(t + 5.0), "/joint_states", "stamp",
@@ -159,8 +161,10 @@ def _add(b, which, msg, now):
     return b.add_ee_pose(msg, now)
 
 
-@pytest.mark.parametrize("which, make_msg, topic, code, text", BAD_INPUTS, ids=[f"{b[3]}-{i}" for i, b in enumerate(BAD_INPUTS)])
-def test_bad_input_is_rejected_with_topic_and_expected_form_and_never_reaches_the_policy(which, make_msg, topic, code, text):
+@pytest.mark.parametrize("which, make_msg, topic, code, text", BAD_INPUTS,
+                         ids=[f"{b[3]}-{i}" for i, b in enumerate(BAD_INPUTS)])
+def test_bad_input_is_rejected_with_topic_and_expected_form_and_never_reaches_the_policy(which, make_msg, topic, code,
+                                                                                         text):
     problems = []
     b = builder(problems)
     now = T0 + 0.01
@@ -288,7 +292,8 @@ def test_spec_takes_the_policys_cameras_and_needed_inputs_from_the_profile():
 @pytest.mark.parametrize(
     "robot, meta, message",
     [
-        (dict(ee_pose_topic=""), dict(state_source="ee_pose"), "robot.ee_pose_topic: the policy uses the end-effector pose"),
+        (dict(ee_pose_topic=""), dict(state_source="ee_pose"),
+         "robot.ee_pose_topic: the policy uses the end-effector pose"),
         (dict(ee_pose_topic=""), dict(state_source="none", state_dim=0, action_mode="delta"), "predicts DELTA actions"),
         (dict(joint_state_topic=""), dict(state_source="joints"), "robot.joint_state_topic"),
         (dict(), dict(cameras=("overhead",)), r"robot.camera_names: the policy needs camera\(s\) overhead"),

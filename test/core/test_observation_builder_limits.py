@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage, Image
 
-from test_observation_builder import PRIMARY, T0, builder, ee_msg, feed, joints_msg, spec
+from test_observation_builder import T0, builder, ee_msg, feed, joints_msg, spec
 from vla_ros.core.config import SafetyConfig
 from vla_ros.core.observation_builder import CameraInput, compressed_image_size
-from vla_ros.ros.conversions import header, rgb_to_image_msg
+from vla_ros.ros.conversions import header
 
 
 def compressed(t, img, ext=".png"):

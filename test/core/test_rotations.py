@@ -27,8 +27,10 @@ def test_rotvec_quat_round_trip_including_tiny_angles():
 
 def test_multiplication_matches_matrices():
     a, b = random_quats(10), random_quats(10)
-    np.testing.assert_allclose(R.quat_to_matrix(R.quat_mul(a, b)), R.quat_to_matrix(a) @ R.quat_to_matrix(b), atol=1e-12)
-    np.testing.assert_allclose(R.quat_normalize(R.quat_mul(a, R.quat_conj(a))), np.tile([0, 0, 0, 1.0], (10, 1)), atol=1e-12)
+    np.testing.assert_allclose(R.quat_to_matrix(R.quat_mul(a, b)), R.quat_to_matrix(a) @ R.quat_to_matrix(b),
+                               atol=1e-12)
+    np.testing.assert_allclose(R.quat_normalize(R.quat_mul(a, R.quat_conj(a))), np.tile([0, 0, 0, 1.0], (10, 1)),
+                               atol=1e-12)
 
 
 def test_slerp_endpoints_midpoint_and_short_arc():

@@ -118,8 +118,10 @@ def test_nullable_sections():
 
 def test_section_checks_name_the_key_where_the_section_sits():
     _fails(_data(vision={"main": {"width": 9}}), r"^vision\.main\.heads: must divide width \(9\)$")
-    _fails(_data(vision={"main": {"width": 8}, "extra": {"width": 9, "heads": 2}}), r"^vision\.extra\.heads: must divide width \(9\)$")
-    _fails(_data(vision={"main": {"width": 8}, "extra": {"width": 4}}), r"^vision\.extra\.width: expected the main tower's width \(8\)$")
+    _fails(_data(vision={"main": {"width": 8}, "extra": {"width": 9, "heads": 2}}),
+           r"^vision\.extra\.heads: must divide width \(9\)$")
+    _fails(_data(vision={"main": {"width": 8}, "extra": {"width": 4}}),
+           r"^vision\.extra\.width: expected the main tower's width \(8\)$")
     with pytest.raises(FieldError) as info:
         schema.from_dict(Spec, _data(vision={"main": {"width": 9}}))
     assert info.value.key == "vision.main.heads" and info.value.message == "must divide width (9)"

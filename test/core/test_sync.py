@@ -130,7 +130,9 @@ def test_eager_mode_emits_as_soon_as_a_set_is_complete():
 def test_stamps_going_backwards_raise_and_are_not_queued():
     s = make()
     s.add("joints", 2.0)
-    with pytest.raises(StampError, match=r"header\.stamp: expected stamps that do not go backwards, got 1\.990000 s after 2\.000000 s"):
+    with pytest.raises(StampError,
+                       match=r"header\.stamp: expected stamps that do not go backwards, got 1\.990000 s after "
+                             r"2\.000000 s"):
         s.add("joints", 1.99)
     assert s.last_stamp("joints") == 2.0 and s.stats.received["joints"] == 1
     with pytest.raises(StampError, match="finite"):

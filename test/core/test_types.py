@@ -9,7 +9,8 @@ from vla_ros.core.types import ActionChunk, ActionMode, ChunkGuidance, EEPose, O
 def test_observation_validates_images_and_joints():
     ok = Observation(stamp=1.0, images={"primary": np.zeros((4, 4, 3), np.uint8)}, joint_positions=[0.1, 0.2])
     assert ok.joint_positions.dtype == np.float64
-    with pytest.raises(ValueError, match=r"observation\.images\['wrist'\]: expected HxWx3 uint8 RGB, got \(4, 4\) uint8"):
+    with pytest.raises(ValueError,
+                       match=r"observation\.images\['wrist'\]: expected HxWx3 uint8 RGB, got \(4, 4\) uint8"):
         Observation(stamp=1.0, images={"wrist": np.zeros((4, 4), np.uint8)})
     with pytest.raises(ValueError, match=r"observation\.joint_positions: contains NaN or inf"):
         Observation(stamp=1.0, joint_positions=[0.0, float("inf")])

@@ -5,7 +5,8 @@ import pytest
 
 from executor_testlib import make_chunk, make_executor, yaw
 
-BRIDGE = {"bridge_distance": 0.02, "bridge_speed": 0.1, "bridge_angle": 0.1, "bridge_angular_speed": 0.5, "watchdog_timeout": 5.0}
+BRIDGE = {"bridge_distance": 0.02, "bridge_speed": 0.1, "bridge_angle": 0.1, "bridge_angular_speed": 0.5,
+          "watchdog_timeout": 5.0}
 
 
 def test_far_plan_is_entered_by_a_straight_bridge_at_bridge_speed():

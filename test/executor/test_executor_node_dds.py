@@ -24,7 +24,7 @@ from std_msgs.msg import Bool, Float64
 from std_srvs.srv import Trigger
 
 from executor_testlib import make_chunk
-from ros_helpers import start_node_process, start_process, stop_process
+from ros_helpers import start_node_process, stop_process
 from vla_ros.msg import ActionChunk as ActionChunkMsg
 from vla_ros.msg import ExecutorStatus
 from vla_ros.ros.conversions import ENCODER, header, pose_msg
@@ -73,7 +73,8 @@ class Harness:
         return self.node.get_clock().now().nanoseconds * 1e-9
 
     def _publish_pose(self) -> None:
-        self.pose_pub.publish(PoseStamped(header=header(self.now(), "base_link"), pose=pose_msg(self.ee, [0, 0, 0, 1.0])))
+        self.pose_pub.publish(PoseStamped(header=header(self.now(), "base_link"),
+                                          pose=pose_msg(self.ee, [0, 0, 0, 1.0])))
 
     def _publish_chunk(self) -> None:
         if self.streaming is not None:

@@ -153,7 +153,8 @@ def test_delta_chunk_with_an_unset_reference_is_refused():
     ex = shipped()
     ex.tick(0.0, at(0.45), pose_time=0.0)
     origin = EEPose(np.zeros(3), np.array([0.0, 0.0, 0.0, 1.0]))  # what an unset reference_pose decodes to
-    # +1 cm in x from the base origin is x = 0.01 m: out of the box; put the box around it to isolate the reference check
+    # +1 cm in x from the base origin is x = 0.01 m: out of the box; put the box around it to isolate the reference
+    # check
     cfg = config_from_dict({"safety": {"workspace_min": [-0.1, -0.4, -0.1], "workspace_max": [0.7, 0.4, 0.6]}})
     ex = ChunkExecutor.from_config(cfg)
     ex.tick(0.0, at(0.45), pose_time=0.0)

@@ -31,7 +31,8 @@ def make_observation(seed: int = 0, cameras=CAMERAS, instruction: str = "pick up
         stamp=stamp,
         images={c: rng.integers(0, 256, (*image_shape, 3), dtype=np.uint8) for c in cameras},
         joint_positions=None if joints is None else rng.uniform(-1, 1, joints),
-        ee_pose=EEPose(np.array([0.45, 0.02, 0.31]) + rng.normal(0, 0.01, 3), np.array([0.0, 0.1, 0.2, 0.97]), "base_link")
+        ee_pose=EEPose(np.array([0.45, 0.02, 0.31]) + rng.normal(0, 0.01, 3), np.array([0.0, 0.1, 0.2, 0.97]),
+                       "base_link")
         if ee_pose else None,
         gripper=gripper,
         instruction=instruction,

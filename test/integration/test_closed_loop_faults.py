@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import subprocess
 import threading
 
@@ -131,7 +130,8 @@ class Loop:
         for n in (self.arm, self.test, self.camera):
             self.executor.add_node(n)
         if estop == "latched":  # before the executor exists: only a transient-local subscription sees it
-            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
             self.test.create_publisher(Bool, "estop", latched).publish(Bool(data=True))
         elif estop == "best_effort":
             pub = self.test.create_publisher(Bool, "estop", qos_profile_sensor_data)

@@ -51,7 +51,8 @@ def test_chunks_flow_from_sensors_to_executor_commands(rclpy_context, checkpoint
     chunks, commands = [], []
     reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
     probe.create_subscription(ActionChunk, "action_chunk", chunks.append, reliable)
-    probe.create_subscription(PoseStamped, "target_pose", commands.append, QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE))
+    probe.create_subscription(PoseStamped, "target_pose", commands.append,
+                              QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE))
     try:
         assert graph.policy_node.lifecycle_state == "active"
         ok = spin_until(ex, lambda: len(chunks) >= 3 and len(commands) >= 50, timeout=90)
@@ -106,7 +107,8 @@ def test_runtime_swap_changes_policy_without_tripping_the_watchdog(rclpy_context
         trips_before = graph.executor_node.core.status(graph.executor_node.now()).watchdog_trips
         ok = call(checkpoint=checkpoints[1])
         assert ok.success, ok.message
-        assert ok.checkpoint_id != first_id and ok.checkpoint_id.startswith(checkpoints[1].rstrip("/").split("/")[-1] + "@")
+        assert ok.checkpoint_id != first_id
+        assert ok.checkpoint_id.startswith(checkpoints[1].rstrip("/").split("/")[-1] + "@")
         n = len(chunks)
         assert spin_until(ex, lambda: len(chunks) >= n + 3, timeout=30)
         assert chunks[-1].checkpoint_id == ok.checkpoint_id and chunks[-1].policy_id == "flow_matching"
@@ -162,7 +164,8 @@ def _probe(context, name):
     ex = SingleThreadedExecutor(context=context)
     ex.add_node(probe)
     commands = []
-    probe.create_subscription(PoseStamped, "target_pose", commands.append, QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE))
+    probe.create_subscription(PoseStamped, "target_pose", commands.append,
+                              QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE))
     return probe, ex, commands
 
 
@@ -177,7 +180,8 @@ def test_default_run_has_the_executor_in_its_own_process_and_ctrl_c_stops_both(r
         ok = spin_until(ex, lambda: len(commands) >= 30 or run.proc.poll() is not None, timeout=60)
         assert ok and run.proc.poll() is None, run.output()
         child = run.executor_child()
-        assert child is not None and child != run.proc.pid, f"no executor child of {run.proc.pid}: {children_of(run.proc.pid)}"
+        assert child is not None and child != run.proc.pid, (
+            f"no executor child of {run.proc.pid}: {children_of(run.proc.pid)}")
         assert f"executor in process {child}" in run.output()
         names = [n for n, _ in probe.get_node_names_and_namespaces()]
         assert "vla_executor" in names and "vla_policy" in names

@@ -87,7 +87,8 @@ def _workspace_box_stats(src: Path) -> None:
     centre = np.array([0.45, 0.0, 0.3, 0.0, 0.0, 0.0, 0.5], dtype=np.float32)
     half = np.float32(0.005)
     box = {"mean": centre, "std": np.full(7, half, np.float32), "min": centre - 2 * half, "max": centre + 2 * half,
-           "q01": centre - half, "q10": centre - 0.8 * half, "q50": centre, "q90": centre + 0.8 * half, "q99": centre + half}
+           "q01": centre - half, "q10": centre - 0.8 * half, "q50": centre, "q90": centre + 0.8 * half,
+           "q99": centre + half}
     for f in src.glob("*normalizer_processor.safetensors"):
         stats = load_file(str(f))
         stats.update({f"action.{k}": v.astype(np.float32) for k, v in box.items() if f"action.{k}" in stats})
@@ -146,11 +147,13 @@ def write_eight_joint_bag(path: Path, duration: float = 2.5, seed: int = 3) -> P
             k = data.index(t)
             p, yaw = data.ee_pos[k], data.ee_yaw[k]
             joints = [p[0], p[1], p[2], yaw, 0.1, -0.2, 0.3, -0.4, data.gripper[k] * GRIPPER_OPEN]
-            events.append((t0 + t + 0.001, TOPICS["joint_states"], m.joint_state(t0 + t, (*JOINTS, GRIPPER_JOINT), joints)))
+            events.append((t0 + t + 0.001, TOPICS["joint_states"],
+                           m.joint_state(t0 + t, (*JOINTS, GRIPPER_JOINT), joints)))
             events.append((t0 + t + 0.001, TOPICS["ee_pose"], m.pose_stamped(t0 + t, FRAME, p, yaw_quat(yaw))))
         for t in np.arange(0.0, duration, 1.0 / scene.command_rate):
             k = data.index(t)
-            events.append((t0 + t, TOPICS["command"], m.pose_stamped(t0 + t, FRAME, data.cmd_pos[k], yaw_quat(data.cmd_yaw[k]))))
+            events.append((t0 + t, TOPICS["command"],
+                           m.pose_stamped(t0 + t, FRAME, data.cmd_pos[k], yaw_quat(data.cmd_yaw[k]))))
             events.append((t0 + t, TOPICS["gripper_command"], m.float64(data.cmd_gripper[k] * GRIPPER_OPEN)))
         for t_log, topic, msg in sorted(events, key=lambda e: e[0]):
             w.write(topic, t_log, msg)
@@ -247,7 +250,8 @@ def test_run_publishes_chunks_of_the_imported_checkpoint_from_live_sensors(kind,
 
     ckpt = request.getfixturevalue("imported_for_this_arm" if kind == "pi05" else "imported_smolvla_for_this_arm")
     cameras = CHECKPOINT_CAMERAS if kind == "pi05" else SMOLVLA_CAMERAS
-    sensors = subprocess.Popen([sys.executable, "-c", SENSORS], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sensors = subprocess.Popen([sys.executable, "-c", SENSORS], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
     log = tmp_path / "run.log"
     with open(log, "w") as f:
         run = subprocess.Popen([*RUN, *_run_args(ckpt, f"robot.camera_names={cameras};policy.rate_hz=4")],
@@ -260,7 +264,8 @@ def test_run_publishes_chunks_of_the_imported_checkpoint_from_live_sensors(kind,
                               QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
     try:
         ok = spin_until(ex, lambda: len(chunks) >= 3 or run.poll() is not None, timeout=120)
-        assert ok and run.poll() is None and len(chunks) >= 3, log.read_text() + "\n--- sensors:\n" + stop_process(sensors)
+        assert ok and run.poll() is None and len(chunks) >= 3, (
+            log.read_text() + "\n--- sensors:\n" + stop_process(sensors))
         assert {c.policy_id for c in chunks} == {"flow_matching"}
         assert all(c.checkpoint_id.startswith(f"{kind}@") for c in chunks)
         assert [c.seq for c in chunks] == sorted(c.seq for c in chunks)
@@ -289,7 +294,7 @@ def test_imported_smolvla_expert_fine_tunes_on_demo_bags_with_the_vlm_frozen(imp
     from vla_ros.core.config import load_config
     from vla_ros.policy.flow_matching.policy import FlowMatchingPolicy
     from vla_ros.policy.flow_matching.train import train
-    from vla_ros.replay.dataset import samples_from_bags
+    from vla_ros.policy.training.dataset import samples_from_bags
 
     torch.set_num_threads(1)
     policy = FlowMatchingPolicy.load(imported_smolvla)

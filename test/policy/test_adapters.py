@@ -170,7 +170,8 @@ def test_joint_space_actions_are_refused_naming_the_dims():
                                           r"declared joint-space\. Refused"):
         adapters.build_action_adapter(ActionMapConfig(space="joints"), 14)
     imported = adapters.joint_space_message(14, "/src/config.json", importing=True)
-    assert imported.startswith("/src/config.json: the action has 14 dims (0-13)") and "vla-ros import reads 7-dim" in imported
+    assert imported.startswith("/src/config.json: the action has 14 dims (0-13)")
+    assert "vla-ros import reads 7-dim" in imported
     with pytest.raises(ConfigError, match=r"dims 9 are beyond the checkpoint's 7-dim action"):
         ActionAdapter(ActionMapConfig(space="ee", gripper_dim=9), 7)
 
@@ -182,9 +183,11 @@ def test_the_keys_are_in_the_one_schema():
     assert cfg.policy.action_map.frame == "ee" and cfg.policy.state_map.parts[2] == "gripper_fingers"
     flat = cfg.flatten()  # the ROS parameter names
     assert flat["policy.action_map.rotation_dims"] == [3, 4, 5] and flat["policy.state_map.gripper_open"] == 0.04
-    with pytest.raises(ConfigError, match=r"policy\.action_map\.rotation_dims: rotation 'quat_xyzw' takes 4 dims, got 3"):
+    with pytest.raises(ConfigError,
+                       match=r"policy\.action_map\.rotation_dims: rotation 'quat_xyzw' takes 4 dims, got 3"):
         load_config([], ["policy.action_map.space=ee", "policy.action_map.rotation=quat_xyzw"])
-    with pytest.raises(ConfigError, match=r"policy\.action_map\.position_scale: only used with policy\.action_map\.space "
+    with pytest.raises(ConfigError,
+                       match=r"policy\.action_map\.position_scale: only used with policy\.action_map\.space "
                                           r"'ee'"):
         load_config([], ["policy.action_map.position_scale=0.05"])
     with pytest.raises(ConfigError, match=r"policy\.state_map\.parts: expected one of"):
@@ -203,7 +206,8 @@ def test_the_maps_travel_as_ros_parameters(rclpy_context):
         back = declare_config(node, sections=["policy"])
         assert back.policy.action_map == cfg.policy.action_map and back.policy.state_map == cfg.policy.state_map
         assert node.get_parameter("policy.action_map.gripper_open").value == -1.0
-        assert list(node.get_parameter("policy.state_map.parts").value) == ["ee_position", "ee_rotvec", "gripper_fingers"]
+        assert list(node.get_parameter("policy.state_map.parts").value) == ["ee_position", "ee_rotvec",
+                                                                            "gripper_fingers"]
     finally:
         node.destroy_node()
 
@@ -283,7 +287,8 @@ def test_libero_mapping_on_the_imported_pi05(pi05_dir):
     # the state the model saw is the mapped one: same tokens as the dataset-style input with that state
     state = np.concatenate([REF.position, quat_to_rotvec(REF.orientation), [0.024, -0.024]])
     via_obs = policy.observation_tensors([ob])
-    via_batch = policy.batch_tensors({k: torch.from_numpy(v).permute(2, 0, 1)[None].float() / 255 for k, v in ob.images.items()},
+    via_batch = policy.batch_tensors({k: torch.from_numpy(v).permute(2, 0, 1)[None].float() / 255
+                                      for k, v in ob.images.items()},
                                      state[None], [ob.instruction])
     assert torch.equal(via_obs.tokens, via_batch.tokens)
 
@@ -301,19 +306,22 @@ def test_euler_and_quaternion_layouts_on_the_imported_pi05(pi05_dir):
         np.testing.assert_allclose(quat_to_matrix(rotvec_to_quat(chunk.actions[i, 3:6])), rpy_matrix(*raw[i, 3:6]),
                                    atol=1e-9)
     # 7 dims read as position + quaternion (w last), no gripper dim: the measured opening is kept
-    policy.configure_adapters(ActionMapConfig(space="ee", rotation="quat_xyzw", rotation_dims=[3, 4, 5, 6], gripper_dim=-1),
+    policy.configure_adapters(ActionMapConfig(space="ee", rotation="quat_xyzw", rotation_dims=[3, 4, 5, 6],
+                                              gripper_dim=-1),
                               StateMapConfig(**LIBERO_STATE))
     chunk = policy.infer(_observation(gripper=0.3), noise=noise)
     raw = seen[-1]
     q = raw[:, 3:7] / np.linalg.norm(raw[:, 3:7], axis=1, keepdims=True)
     for i in range(3):
-        np.testing.assert_allclose(quat_to_matrix(rotvec_to_quat(chunk.actions[i, 3:6])), quat_to_matrix(q[i]), atol=1e-9)
+        np.testing.assert_allclose(quat_to_matrix(rotvec_to_quat(chunk.actions[i, 3:6])), quat_to_matrix(q[i]),
+                                   atol=1e-9)
     np.testing.assert_allclose(chunk.actions[:, 6], 0.3)
 
 
 def test_joint_space_checkpoint_is_refused_by_name(pi05_dir, tmp_path, capsys):
     policy = _load(pi05_dir)
-    with pytest.raises(ConfigError, match=r"the 7 action dims \(0-6\) are declared joint-space\. Refused: vla_ros commands "
+    with pytest.raises(ConfigError,
+                       match=r"the 7 action dims \(0-6\) are declared joint-space\. Refused: vla_ros commands "
                                           r"the end effector"):
         policy.configure_adapters(ActionMapConfig(space="joints"))
     # a 14-dim (ALOHA-style) LeRobot checkpoint is refused by the importer, naming its dims
@@ -340,11 +348,16 @@ def test_compatibility_mismatches_are_named(pi05_dir):
     bare = RobotConfig(name="bare", camera_names=["base_0_rgb", "wrist"], camera_topics=["/a", "/b"], ee_pose_topic="")
     problems = "\n".join(compatibility_problems(described, bare, pcfg))
     assert "missing: left_wrist_0_rgb" in problems
-    assert "needs the end-effector pose as state (policy.state_map.parts) but robot profile 'bare' has no robot.ee_pose_topic" in problems
-    assert "reads the gripper opening as state (policy.state_map.parts) but robot profile 'bare' has no robot.gripper_joint" in problems
-    assert "predicts DELTA actions (offsets from the measured end-effector pose) but robot profile 'bare' has no robot.ee_pose_topic" in problems
-    seven = PolicyConfig(action_map=ActionMapConfig(**LIBERO_ACTIONS), state_map=StateMapConfig(parts=["ee_position", "ee_rotvec", "gripper"]))
-    assert "make 7 values, but the checkpoint's state has 8 dims" in compatibility_problems(described, LIBERO_ROBOT, seven)[0]
+    assert ("needs the end-effector pose as state (policy.state_map.parts) but robot profile 'bare' has no "
+            "robot.ee_pose_topic") in problems
+    assert ("reads the gripper opening as state (policy.state_map.parts) but robot profile 'bare' has no "
+            "robot.gripper_joint") in problems
+    assert ("predicts DELTA actions (offsets from the measured end-effector pose) but robot profile 'bare' has no "
+            "robot.ee_pose_topic") in problems
+    seven = PolicyConfig(action_map=ActionMapConfig(**LIBERO_ACTIONS),
+                         state_map=StateMapConfig(parts=["ee_position", "ee_rotvec", "gripper"]))
+    assert ("make 7 values, but the checkpoint's state has 8 dims"
+            in compatibility_problems(described, LIBERO_ROBOT, seven)[0])
     joints = PolicyConfig(action_map=ActionMapConfig(space="joints"))
     assert "declared joint-space" in compatibility_problems(described, LIBERO_ROBOT, joints)[0]
     # a policy loaded without its mapping is not waved through
@@ -368,7 +381,8 @@ def test_missing_norm_stats_and_the_report(pi05_dir, tmp_path):
     text = "\n".join(lines)
     assert lines[0].startswith("compatibility check: policy 'flow_matching' (checkpoint ckpt) (lerobot pi05) on robot "
                                "profile 'libero_panda'")
-    assert "cameras, in the policy's order: 1 base_0_rgb <- /agentview/image_raw, 2 left_wrist_0_rgb <- /eye_in_hand/image_raw" in text
+    assert ("cameras, in the policy's order: 1 base_0_rgb <- /agentview/image_raw, "
+            "2 left_wrist_0_rgb <- /eye_in_hand/image_raw") in text
     assert "image size: the policy sees 32x32 px" in text
     assert "state: 8 dims = ee_position(3) + ee_rotvec(3) + gripper_fingers(2)" in text
     assert "x0.05 m" in text and "deltas from the previous step's target in the base frame" in text

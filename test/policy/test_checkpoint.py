@@ -30,7 +30,8 @@ def test_save_load_round_trip_gives_identical_chunks(policy_factory, family, tmp
     noise = fixed_noise(policy, 3)
     before = policy.infer(obs, noise=noise)
     out = policy.save(tmp_path / "saved")
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "norm_stats.json", "tokenizer.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "norm_stats.json",
+                                                     "tokenizer.json"]
     again = FlowMatchingPolicy.load(out)
     after = again.infer(obs, noise=noise)
     np.testing.assert_array_equal(before.actions, after.actions)
@@ -65,7 +66,8 @@ def test_missing_tensor_is_named(ckpt_copy):
     weights = load_file(ckpt_copy / "model.safetensors")
     del weights["expert.layers.1.mlp.down_proj.weight"]
     save_file(weights, ckpt_copy / "model.safetensors")
-    with pytest.raises(CheckpointError, match=r"model\.safetensors: missing tensor 'expert\.layers\.1\.mlp\.down_proj\.weight'"):
+    with pytest.raises(CheckpointError,
+                       match=r"model\.safetensors: missing tensor 'expert\.layers\.1\.mlp\.down_proj\.weight'"):
         FlowMatchingPolicy.load(ckpt_copy)
 
 
@@ -82,7 +84,9 @@ def test_shape_mismatch_is_named(ckpt_copy):
     name = "heads.action_in_proj.weight"
     weights[name] = torch.zeros(weights[name].shape[0], weights[name].shape[1] + 1)
     save_file(weights, ckpt_copy / "model.safetensors")
-    with pytest.raises(CheckpointError, match=r"model\.safetensors: tensor 'heads\.action_in_proj\.weight' has shape \(32, 9\), config\.json implies \(32, 8\)"):
+    with pytest.raises(CheckpointError,
+                       match=r"model\.safetensors: tensor 'heads\.action_in_proj\.weight' has shape \(32, 9\), "
+                             r"config\.json implies \(32, 8\)"):
         FlowMatchingPolicy.load(ckpt_copy)
 
 
@@ -104,10 +108,13 @@ def _edit_config(ckpt, edit):
     [
         (lambda c: c["io"].pop("horizon"), r"config\.json: io\.horizon: missing key \(actions per chunk\)"),
         (lambda c: c["io"].update(horizon="ten"), r"config\.json: io\.horizon: expected integer, got str 'ten'"),
-        (lambda c: c["io"].update(action_mode="sideways"), r"io\.action_mode: expected one of 'absolute', 'delta', got 'sideways'"),
-        (lambda c: c["backbone"].update(hiden_size=3), r"backbone\.hiden_size: unknown key \(known keys here: family, vocab_size, hidden_size"),
+        (lambda c: c["io"].update(action_mode="sideways"), r"io\.action_mode: expected one of 'absolute', 'delta', got "
+                                                           r"'sideways'"),
+        (lambda c: c["backbone"].update(hiden_size=3), r"backbone\.hiden_size: unknown key \(known keys here: family, "
+                                                       r"vocab_size, hidden_size"),
         (lambda c: c.pop("expert"), r"config\.json: expert: missing key \(action expert\)"),
-        (lambda c: c["vision"]["siglip"].update(patch_size=5), r"vision\.siglip\.patch_size: must divide io\.image_size \(32\), got 5"),
+        (lambda c: c["vision"]["siglip"].update(patch_size=5), r"vision\.siglip\.patch_size: must divide "
+                                                               r"io\.image_size \(32\), got 5"),
         (lambda c: c["io"].update(state_dim=6), r"io\.state_dim: state_source 'ee_pose' gives a 7-vector"),
         (lambda c: c["backbone"].update(num_key_value_heads=3), r"backbone\.num_key_value_heads: must divide"),
     ],

@@ -33,10 +33,12 @@ def test_config_round_trip_and_derived_sizes():
         (lambda d: d["io"].update(cameras=["a", "a"]), r"io\.cameras: expected unique items, got \['a', 'a'\]"),
         (lambda d: d["io"].update(dt=0), r"io\.dt: expected > 0, got 0"),
         (lambda d: d["io"].update(action_dim=6), r"io\.action_dim: .*expected 7, got 6"),
-        (lambda d: d["vision"].update(kind="siglip_dinov2", dinov2=None), r"vision\.dinov2: vision kind 'siglip_dinov2' needs"),
+        (lambda d: d["vision"].update(kind="siglip_dinov2", dinov2=None),
+         r"vision\.dinov2: vision kind 'siglip_dinov2' needs"),
         (lambda d: d.update(format_version=3), r"^format_version: this vla_ros reads versions 1 and 2, got 3"),
         (lambda d: d.update(extra=1), r"^extra: unknown key \(known keys here: io, backbone"),
-        (lambda d: d["backbone"].update(family="mistral"), r"backbone\.family: expected one of 'gemma', 'llama', got 'mistral'"),
+        (lambda d: d["backbone"].update(family="mistral"), r"backbone\.family: expected one of 'gemma', 'llama', got "
+                                                           r"'mistral'"),
     ],
 )
 def test_config_errors_name_the_key(edit, message):
@@ -106,7 +108,8 @@ def test_image_preprocessor_orders_cameras_and_masks_missing():
 def test_delta_conversion_round_trip_and_convention():
     ref = EEPose(np.array([0.4, -0.1, 0.3]), rotvec_to_quat(np.array([0.1, -0.2, 0.3])))
     rng = np.random.default_rng(1)
-    absolute = np.concatenate([rng.normal(0.4, 0.1, (5, 3)), rng.normal(0, 0.5, (5, 3)), rng.uniform(0, 1, (5, 1))], axis=1)
+    absolute = np.concatenate([rng.normal(0.4, 0.1, (5, 3)), rng.normal(0, 0.5, (5, 3)), rng.uniform(0, 1, (5, 1))],
+                              axis=1)
     delta = absolute_to_delta(absolute, ref)
     np.testing.assert_allclose(delta_to_absolute(delta, ref), absolute, atol=1e-9)
     np.testing.assert_allclose(delta[:, 6], absolute[:, 6])  # gripper stays absolute
@@ -122,7 +125,8 @@ def test_cli_make_checkpoint(tmp_path, capsys):
     from vla_ros.cli import main
 
     out = tmp_path / "cli_ckpt"
-    rc = main(["make-checkpoint", str(out), "--family", "llama", "--vision", "siglip_dinov2", "--cameras", "primary,wrist",
+    rc = main(["make-checkpoint", str(out), "--family", "llama", "--vision", "siglip_dinov2", "--cameras",
+               "primary,wrist",
                "--horizon", "6", "--action-mode", "delta", "--state-source", "joints", "--image-size", "32",
                "--patch-size", "8", "--seed", "3"])
     assert rc == 0

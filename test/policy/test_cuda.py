@@ -48,7 +48,8 @@ def test_cuda_bfloat16_infer_rtc_and_training(ckpt_factory):
     assert np.max(np.abs(free.actions[:4] - previous[:4]) / scale) > 1.0
     trainee = FlowMatchingPolicy.load(path, device="cuda")
     acts = np.repeat(obs.ee_state()[None, None], 10, axis=1)
-    losses = train(trainee, ([obs, make_observation(3)], np.concatenate([acts, acts])), steps=5, batch_size=2, progress=False)
+    losses = train(trainee, ([obs, make_observation(3)], np.concatenate([acts, acts])), steps=5, batch_size=2,
+                   progress=False)
     assert len(losses) == 5 and all(np.isfinite(losses))
 
 

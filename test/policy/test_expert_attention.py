@@ -160,9 +160,11 @@ def test_impossible_layouts_are_refused_by_name():
         FlowMatchingConfig.from_dict(smol)
     with pytest.raises(ConfigError, match=r"expert\.attention"):
         FlowMatchingConfig.from_dict(tiny_config_dict(overrides={"expert": {"attention": "sideways"}}))
-    for overrides, match in (({"expert": {"self_attn_every_n_layers": 3}}, r"expert\.self_attn_every_n_layers: only interleaved"),
+    for overrides, match in (({"expert": {"self_attn_every_n_layers": 3}},
+                              r"expert\.self_attn_every_n_layers: only interleaved"),
                              ({"vision": {"scale_factor": 2}}, r"vision\.scale_factor: only the smolvlm vision kind"),
-                             ({"io": {"state_placement": "prefix", "state_token": False}}, r"io\.state_placement: there is no state token")):
+                             ({"io": {"state_placement": "prefix", "state_token": False}},
+                              r"io\.state_placement: there is no state token")):
         with pytest.raises(ConfigError, match=match):
             FlowMatchingConfig.from_dict(tiny_config_dict(overrides=overrides))
     causal = tiny_config_dict(overrides={"expert": {"attention": "cross", "causal_actions": True}})

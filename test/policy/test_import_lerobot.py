@@ -75,7 +75,8 @@ def _inputs(policy: FlowMatchingPolicy, kind: str, case: str):
 @pytest.mark.parametrize("kind", KINDS)
 def test_import_writes_a_native_v2_checkpoint(imported, kind, monkeypatch):
     path = imported[kind]
-    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors", "norm_stats.json", "tokenizer.json"]
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors", "norm_stats.json",
+                                                      "tokenizer.json"]
     cfg = FlowMatchingConfig.from_json(path / "config.json")
     assert cfg.format_version == 2 and cfg.source.policy_type == kind and cfg.source.format == "lerobot"
     src_sha = GOLDEN.meta(kind)["checkpoint_files"]["model.safetensors"]["sha256"]
@@ -86,7 +87,8 @@ def test_import_writes_a_native_v2_checkpoint(imported, kind, monkeypatch):
     assert (cfg.backbone.hidden_size, cfg.backbone.num_hidden_layers, cfg.backbone.intermediate_size) == (
         arch["vlm"]["width"], arch["vlm"]["depth"], arch["vlm"]["mlp_dim"])
     assert (cfg.backbone.num_attention_heads, cfg.backbone.num_key_value_heads, cfg.backbone.head_dim) == (8, 1, 16)
-    assert (cfg.expert.hidden_size, cfg.expert.intermediate_size) == (arch["expert"]["width"], arch["expert"]["mlp_dim"])
+    assert (cfg.expert.hidden_size, cfg.expert.intermediate_size) == (arch["expert"]["width"],
+                                                                      arch["expert"]["mlp_dim"])
     assert cfg.vision.siglip.num_attention_heads == arch["siglip"]["num_attention_heads"]
     assert cfg.io.cameras == ("base_0_rgb", "left_wrist_0_rgb") and cfg.io.state_dim == 8
     assert cfg.expert.time_conditioning == ("fused" if kind == "pi0" else "adarms")
@@ -121,7 +123,8 @@ def test_loading_builds_on_meta_and_assigns(imported):
 def test_preprocessing_matches_bitwise(policies, kind, case):
     policy = policies[kind]
     c, d, obs = _inputs(policy, kind, case)
-    norm = policy.norm_stats.state.normalize(d["raw.observation.state"].numpy(), "quantile" if kind == "pi05" else "mean_std",
+    norm = policy.norm_stats.state.normalize(d["raw.observation.state"].numpy(),
+                                             "quantile" if kind == "pi05" else "mean_std",
                                              "lerobot")
     assert np.array_equal(norm, d["pre.observation.state"].numpy())
     assert policy.prompts(c["tasks"], norm) == c["tokenizer_texts"]
@@ -182,10 +185,12 @@ def test_training_loss_matches(policies, kind, case):
     _, d, obs = _inputs(policy, kind, case)
     io = policy.config.io
     actions = np.zeros((2, io.horizon, io.max_action_dim), dtype=np.float32)
-    actions[..., :7] = policy.norm_stats.actions.normalize(d["raw.action"].numpy(), io.normalization, io.norm_convention)
+    actions[..., :7] = policy.norm_stats.actions.normalize(d["raw.action"].numpy(), io.normalization,
+                                                           io.norm_convention)
     assert np.array_equal(actions[..., :7], d["pre.action"].numpy())
     with torch.no_grad():
-        per_sample = policy.model.compute_loss(obs, torch.from_numpy(actions), noise=d["train.noise"], time=d["train.time"],
+        per_sample = policy.model.compute_loss(obs, torch.from_numpy(actions), noise=d["train.noise"],
+                                               time=d["train.time"],
                                                reduce=False)
     assert torch.allclose(per_sample, d["train.per_sample_loss"], rtol=TOL, atol=TOL)
     assert abs(per_sample.mean().item() - d["train.loss"].item()) <= TOL * max(1.0, d["train.loss"].item())
@@ -259,8 +264,10 @@ def _rewrite(src: Path, edit) -> None:
     [
         (lambda w: w.pop("model.paligemma_with_expert.gemma_expert.model.layers.1.mlp.up_proj.weight"),
          r"missing tensors 'expert\.layers\.1\.mlp\.up_proj\.weight'"),
-        (lambda w: w.update({"model.some_new_head.weight": torch.zeros(2)}), r"unexpected tensors 'model\.some_new_head\.weight'"),
-        (lambda w: w.update({"model.time_mlp_in.weight": torch.zeros(32, 32)}), r"unexpected tensors 'heads\.time_mlp_in\.weight'"),
+        (lambda w: w.update({"model.some_new_head.weight": torch.zeros(2)}),
+         r"unexpected tensors 'model\.some_new_head\.weight'"),
+        (lambda w: w.update({"model.time_mlp_in.weight": torch.zeros(32, 32)}),
+         r"unexpected tensors 'heads\.time_mlp_in\.weight'"),
         (lambda w: w.update({"model.paligemma_with_expert.paligemma.model.language_model.layers.1.mlp.down_proj.weight":
                              torch.zeros(48, 95)}),
          r"mis-shaped tensors backbone\.layers\.1\.mlp\.down_proj\.weight \(48, 95\) != \(48, 96\)"),
@@ -385,7 +392,8 @@ def test_prompt_forms():
     assert build_prompt("plain", "pick") == "pick"
     assert build_prompt("pi0", "pick") == "pick\n" and build_prompt("pi0", "pick\n") == "pick\n"
     s = np.array([-1.5, -1.0, 0.0, 0.999, 1.0, 2.0], dtype=np.float32)
-    assert build_prompt("pi05", " open_the\ndrawer ", s) == "Task: open the drawer, State: -1 0 128 255 255 255;\nAction: "
+    assert build_prompt("pi05", " open_the\ndrawer ",
+                        s) == "Task: open the drawer, State: -1 0 128 255 255 255;\nAction: "
 
 
 def test_saving_an_imported_policy_keeps_v2_and_its_numbers(tmp_path, policies):
@@ -414,7 +422,8 @@ def test_bfloat16_keeps_vision_projector_and_norms_in_float32(imported, kind):
     policy = FlowMatchingPolicy.load(imported[kind], dtype="bfloat16")
     dtypes = {n: p.dtype for n, p in policy.model.named_parameters()}
     fp32 = [n for n, dt in dtypes.items() if dt == torch.float32]
-    assert all(n.startswith("vision.") or "layernorm" in n or n.startswith(("backbone.norm.", "expert.norm.")) for n in fp32)
+    assert all(n.startswith("vision.") or "layernorm" in n or n.startswith(("backbone.norm.", "expert.norm."))
+               for n in fp32)
     assert all(dt == torch.float32 for n, dt in dtypes.items() if n.startswith("vision.") or "layernorm" in n)
     assert dtypes["vision.projector.weight"] == torch.float32 and dtypes["backbone.norm.weight"] == torch.float32
     assert dtypes["backbone.layers.0.mlp.up_proj.weight"] == torch.bfloat16 and policy.model.dtype == torch.bfloat16

@@ -61,7 +61,8 @@ def imported(tmp_path_factory):
     out = {}
     for kind in KINDS:
         dst = tmp_path_factory.mktemp(f"imported_openpi_{kind}") / "ckpt"
-        assert cli_main(["import", str(GOLDEN.dir(kind) / "checkpoint"), "--out", str(dst), "--tokenizer", str(TOKENIZER)]) == 0
+        assert cli_main(["import", str(GOLDEN.dir(kind) / "checkpoint"), "--out", str(dst), "--tokenizer",
+                         str(TOKENIZER)]) == 0
         out[kind] = dst
     return out
 
@@ -80,7 +81,8 @@ def _inputs(policy: FlowMatchingPolicy, kind: str, case: str):
 
 def _needs_clean_pi0_prompt(policy, kind: str, case: str) -> None:
     if kind == "pi0" and case == "raw_prompt" and policy.config.io.prompt == "pi0":
-        pytest.xfail("openpi cleans pi0 prompts (strip, '_' -> space); needs an io.prompt form that does (see the importer's note)")
+        pytest.xfail("openpi cleans pi0 prompts (strip, '_' -> space); needs an io.prompt form that does (see the "
+                     "importer's note)")
 
 
 def _openpi_euler(fn, noise: torch.Tensor, num_steps: int = 10) -> torch.Tensor:
@@ -101,7 +103,8 @@ def _openpi_euler(fn, noise: torch.Tensor, num_steps: int = 10) -> torch.Tensor:
 def test_import_writes_a_native_v2_checkpoint(imported, kind):
     path = imported[kind]
     meta = GOLDEN.meta(kind)
-    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors", "norm_stats.json", "tokenizer.json"]
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors", "norm_stats.json",
+                                                      "tokenizer.json"]
     cfg = FlowMatchingConfig.from_json(path / "config.json")
     assert cfg.format_version == 2 and cfg.source.format == "openpi" and cfg.source.policy_type == kind
     assert cfg.source.weights_sha256 == meta["checkpoint_files"]["model.safetensors"]["sha256"]
@@ -110,7 +113,8 @@ def test_import_writes_a_native_v2_checkpoint(imported, kind):
     assert (cfg.backbone.hidden_size, cfg.backbone.num_hidden_layers, cfg.backbone.intermediate_size) == (
         arch["vlm"]["width"], arch["vlm"]["depth"], arch["vlm"]["mlp_dim"])
     assert (cfg.backbone.num_attention_heads, cfg.backbone.num_key_value_heads, cfg.backbone.head_dim) == (8, 1, 16)
-    assert (cfg.expert.hidden_size, cfg.expert.intermediate_size) == (arch["expert"]["width"], arch["expert"]["mlp_dim"])
+    assert (cfg.expert.hidden_size, cfg.expert.intermediate_size) == (arch["expert"]["width"],
+                                                                      arch["expert"]["mlp_dim"])
     assert cfg.backbone.vocab_size == arch["vocab_size"]
     assert cfg.vision.siglip.num_attention_heads == arch["siglip"]["num_attention_heads"]
     io = cfg.io
@@ -137,8 +141,10 @@ def test_format_is_detected_and_can_be_named(kind, tmp_path):
 @pytest.mark.parametrize("kind", KINDS)
 def test_norm_stats_are_openpis(policies, kind):
     policy = policies[kind]
-    raw = json.loads((GOLDEN.dir(kind) / "checkpoint" / "assets" / GOLDEN.meta(kind)["asset_id"] / "norm_stats.json").read_text())
-    for ours, theirs in ((policy.norm_stats.state, raw["norm_stats"]["state"]), (policy.norm_stats.actions, raw["norm_stats"]["actions"])):
+    raw = json.loads((GOLDEN.dir(kind) / "checkpoint" / "assets" / GOLDEN.meta(kind)["asset_id"]
+                      / "norm_stats.json").read_text())
+    for ours, theirs in ((policy.norm_stats.state, raw["norm_stats"]["state"]),
+                         (policy.norm_stats.actions, raw["norm_stats"]["actions"])):
         for k in ("mean", "std", "q01", "q99"):
             assert np.array_equal(getattr(ours, k), np.asarray(theirs[k], dtype=np.float64)), k
     _, d = GOLDEN.case(kind, "two_cameras")
@@ -208,7 +214,8 @@ def test_actions_match(policies, kind, case, path):
     print(f"openpi {kind} {case} {path}: actions {err:.3g}, padded {err_padded:.3g}")
     if getattr(policy.config.sampling, "time_schedule", None) != "openpi":
         assert err_padded <= 2e-4  # only the Euler times differ (see the next test)
-        pytest.xfail("openpi accumulates the Euler times in float32; needs sampling.time_schedule 'openpi' (importer note)")
+        pytest.xfail("openpi accumulates the Euler times in float32; needs sampling.time_schedule 'openpi' (importer "
+                     "note)")
     assert err_padded <= TOL and err <= TOL
 
 
@@ -242,10 +249,12 @@ def test_training_loss_matches(policies, kind, case):
     _, d, obs = _inputs(policy, kind, case)
     io = policy.config.io
     actions = np.zeros((2, io.horizon, io.max_action_dim), dtype=np.float32)
-    actions[..., :7] = policy.norm_stats.actions.normalize(d["raw.actions"].numpy(), io.normalization, io.norm_convention)
+    actions[..., :7] = policy.norm_stats.actions.normalize(d["raw.actions"].numpy(), io.normalization,
+                                                           io.norm_convention)
     assert np.array_equal(actions, d["train.actions_padded"].numpy())
     with torch.no_grad():
-        per_sample = policy.model.compute_loss(obs, torch.from_numpy(actions), noise=d["train.noise"], time=d["train.time"],
+        per_sample = policy.model.compute_loss(obs, torch.from_numpy(actions), noise=d["train.noise"],
+                                               time=d["train.time"],
                                                reduce=False)
     expected = d["train.losses"][..., :7].mean(dim=(1, 2))
     assert torch.allclose(per_sample, expected, rtol=TOL, atol=TOL), (per_sample, expected)
@@ -272,7 +281,8 @@ def test_robot_observation_gives_openpis_actions(policies, kind):
             continue
         assert err <= TOL
     if getattr(policy.config.sampling, "time_schedule", None) != "openpi":
-        pytest.xfail("openpi accumulates the Euler times in float32; needs sampling.time_schedule 'openpi' (importer note)")
+        pytest.xfail("openpi accumulates the Euler times in float32; needs sampling.time_schedule 'openpi' (importer "
+                     "note)")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -328,7 +338,8 @@ def test_tied_embeddings_either_way_give_the_same_actions(tmp_path, policies):
                                     torch.zeros(96, 32, dtype=torch.bfloat16)}), r"neither a pi0 .* nor a pi05"),
         ("pi0", lambda w: w.pop("paligemma_with_expert.gemma_expert.model.layers.1.mlp.up_proj.weight"),
          r"missing tensors 'expert\.layers\.1\.mlp\.up_proj\.weight'"),
-        ("pi05", lambda w: w.update({"some_new_head.weight": torch.zeros(2)}), r"unexpected tensors 'some_new_head\.weight'"),
+        ("pi05", lambda w: w.update({"some_new_head.weight": torch.zeros(2)}),
+         r"unexpected tensors 'some_new_head\.weight'"),
     ],
 )
 def test_pi05_is_told_by_its_keys_and_key_errors_are_named(tmp_path, kind, edit, message):
@@ -376,15 +387,18 @@ def test_asset_id_is_refused_for_lerobot(tmp_path, capsys):
 
 def test_missing_tokenizer_says_which_file_to_provide(tmp_path, capsys):
     err = _refused(capsys, GOLDEN.dir("pi0") / "checkpoint", tmp_path / "out")
-    assert "openpi checkpoints carry no tokenizer" in err and "--tokenizer" in err and "paligemma_tokenizer.model" in err
+    assert "openpi checkpoints carry no tokenizer" in err
+    assert "--tokenizer" in err and "paligemma_tokenizer.model" in err
 
 
 @pytest.mark.parametrize(
     "edit, message",
     [
         (lambda s: s["norm_stats"].pop("actions"), r"norm_stats\.actions missing"),
-        (lambda s: s["norm_stats"]["state"].update({"q99": None}), r"'state\.q99' missing; quantile normalisation needs it"),
-        (lambda s: s["norm_stats"]["actions"].update({"mean": ["a"] * 7}), r"norm_stats\.actions\.mean must be a list of numbers"),
+        (lambda s: s["norm_stats"]["state"].update({"q99": None}),
+         r"'state\.q99' missing; quantile normalisation needs it"),
+        (lambda s: s["norm_stats"]["actions"].update({"mean": ["a"] * 7}),
+         r"norm_stats\.actions\.mean must be a list of numbers"),
     ],
 )
 def test_bad_norm_stats_are_named(tmp_path, capsys, edit, message):

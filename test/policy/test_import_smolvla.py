@@ -71,7 +71,8 @@ def test_import_writes_the_smolvla_layout_into_a_v2_config(imported):
     assert cfg.backbone.rope_theta == 10000.0 and arch["text"]["rope_theta"] != 10000.0
     assert cfg.backbone.scale_embeddings
     assert cfg.expert.hidden_size == int(arch["text"]["hidden_size"] * arch["expert_width_multiplier"])
-    assert (cfg.expert.attention, cfg.expert.self_attn_every_n_layers, cfg.expert.causal_actions) == ("interleaved", 2, True)
+    assert ((cfg.expert.attention, cfg.expert.self_attn_every_n_layers, cfg.expert.causal_actions)
+            == ("interleaved", 2, True))
     assert cfg.layer_kinds == ("self", "cross", "self", "cross")
     assert cfg.vision.kind == "smolvlm" and cfg.vision.scale_factor == 2 and cfg.tokens_per_camera == 16
     assert (cfg.io.image_size, cfg.io.image_resize, cfg.io.prompt) == (64, "bilinear_top_left", "pi0")
@@ -187,7 +188,8 @@ def test_missing_tokenizer_is_one_sentence(tmp_path, capsys):
     err = _one_sentence(capsys)
     assert "tokenizer.json" in err and "--tokenizer" in err
     # the VLM directory's tokenizer serves when the checkpoint has none
-    assert cli_main(["import", str(src), "--out", str(tmp_path / "o2"), "--vlm-path", str(VLM_ROOT), "--no-verify"]) == 0
+    assert cli_main(["import", str(src), "--out", str(tmp_path / "o2"), "--vlm-path", str(VLM_ROOT),
+                     "--no-verify"]) == 0
 
 
 def test_more_vlm_layers_than_the_vlm_has_is_one_sentence(tmp_path, capsys):

@@ -102,7 +102,8 @@ def test_padding_and_missing_cameras_are_masked(policy_factory, family):
 def test_cached_sampling_equals_uncached(policy_factory, family, vision):
     policy = policy_factory(family=family, vision=vision)
     obs = _inputs(policy, cameras=("primary",))  # one camera missing: masks matter too
-    noise = torch.randn(1, policy.config.io.horizon, policy.config.io.max_action_dim, generator=torch.Generator().manual_seed(0))
+    noise = torch.randn(1, policy.config.io.horizon, policy.config.io.max_action_dim,
+                        generator=torch.Generator().manual_seed(0))
     cached = sample_actions(policy.model, obs, noise, 10, use_cache=True)
     naive = sample_actions(policy.model, obs, noise, 10, use_cache=False)
     assert cached.shape == noise.shape

@@ -31,7 +31,8 @@ def test_chunk_fields_and_metadata(policy_factory, family):
     assert chunk.stamp == obs.stamp and chunk.dt == pytest.approx(0.1)
     assert chunk.actions.shape == (10, 7) and np.all(np.isfinite(chunk.actions))
     assert chunk.mode == ActionMode.ABSOLUTE and chunk.reference_pose is None and chunk.frame_id == "base_link"
-    assert chunk.policy_id == "flow_matching" and chunk.checkpoint_id == meta.checkpoint_id and "@" in chunk.checkpoint_id
+    assert chunk.policy_id == "flow_matching"
+    assert chunk.checkpoint_id == meta.checkpoint_id and "@" in chunk.checkpoint_id
     assert np.all((chunk.actions[:, 6] >= 0) & (chunk.actions[:, 6] <= 1))
 
 
@@ -137,7 +138,8 @@ def test_joint_state_and_delta_mode(policy_factory):
     # Tiny delta stats: offsets of a few centimetres around the reference pose.
     absolute = delta_to_absolute(chunk.actions, chunk.reference_pose)
     assert np.abs(absolute[:, :3] - obs.ee_pose.position).max() < 0.5
-    with pytest.raises(ValueError, match=r"observation\.joint_positions: this policy expects 6 joints \(joint_1, .*\), got 5"):
+    with pytest.raises(ValueError,
+                       match=r"observation\.joint_positions: this policy expects 6 joints \(joint_1, .*\), got 5"):
         policy.infer(make_observation(joints=5))
     with pytest.raises(ValueError, match=r"observation\.joint_positions: .*missing"):
         policy.infer(make_observation())

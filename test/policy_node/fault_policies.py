@@ -86,7 +86,8 @@ def nan_weights(checkpoint) -> str:
 
     path = Path(checkpoint) / "model.safetensors"
     tensors = load_file(str(path))
-    save_file({k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in tensors.items()}, str(path))
+    save_file({k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in tensors.items()},
+              str(path))
     return str(checkpoint)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from vla_ros.core.types import ActionChunk, Observation
 from vla_ros.policy.base import Policy, PolicyMetadata
 
-from core_testlib import GatedPolicy, executor_status, observation  # noqa: F401 - re-exported
+from core_testlib import GatedPolicy, executor_status  # noqa: F401 - re-exported
 
 
 class JointsPolicy(Policy):

@@ -104,7 +104,8 @@ def test_policy_that_does_not_fit_the_robot_profile_is_refused(harness, tiny_che
     assert h.node.trigger_configure() == FAILURE
     st = h.node.status_msg()
     assert st.state == PolicyStatus.STATE_ERROR
-    assert "expects 2 camera(s) (primary, wrist) but robot profile 'generic' provides 1 (scene); missing: primary, wrist" in st.message
+    assert ("expects 2 camera(s) (primary, wrist) but robot profile 'generic' provides 1 (scene); "
+            "missing: primary, wrist") in st.message
 
 
 @pytest.mark.timeout(60)
@@ -112,7 +113,8 @@ def test_queue_trigger_follows_the_executor_status(harness):
     h = harness({"policy.trigger": "queue", "policy.queue_threshold": 0.4, "policy.queue_ack_timeout": 30.0},
                 sensors={})
     node = h.node
-    pub = h.test.create_publisher(ExecutorStatus, "executor_status", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    pub = h.test.create_publisher(ExecutorStatus, "executor_status",
+                                  QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     executor = {"remaining": 1.0, "received": 0}
     h.test.create_timer(0.05, lambda: pub.publish(executor_status(h.now(), **executor)))
     assert node.start()
@@ -154,10 +156,11 @@ def test_rtc_passes_the_executor_plan_as_guidance(harness):
     assert node.trigger_activate() == SUCCESS
     assert h.spin_until(lambda: len(h.chunks) >= 2)
     assert all(g is None for _, g in policy.calls)  # no executor yet: plain inference
-    assert "no ExecutorStatus" in node._rtc_note
+    assert "no ExecutorStatus" in node.runtime.rtc_note
 
     plan_x = [0.50, 0.51, 0.52, 0.53, 0.54, 0.55]
-    pub = h.test.create_publisher(ExecutorStatus, "executor_status", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    pub = h.test.create_publisher(ExecutorStatus, "executor_status",
+                                  QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     h.test.create_timer(0.05, lambda: pub.publish(executor_status(h.now(), plan_x=plan_x, plan_dt=0.1, committed=2)))
     assert h.spin_until(lambda: any(g is not None for _, g in policy.calls))
     guidance = next(g for _, g in policy.calls if g is not None)
@@ -204,7 +207,8 @@ def test_policy_plugin_by_name_and_atomic_replacement(harness, monkeypatch):
     assert h.chunks[0].poses[0].position.x == pytest.approx(0.4)  # q[0] = 0.0 from the sensors
     assert node.policy.calls[0].gripper == pytest.approx(0.5)  # 0.04 m of 0.08 m
 
-    with pytest.raises(ConfigError, match=r"needs input\(s\) /camera/wrist/image_raw, /ee_pose that this configuration"):
+    with pytest.raises(ConfigError,
+                       match=r"needs input\(s\) /camera/wrist/image_raw, /ee_pose that this configuration"):
         node.replace_policy(HoldPolicy())
     second = JointsPolicy("second")
     first = node.replace_policy(second)

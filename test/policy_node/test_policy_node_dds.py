@@ -61,7 +61,8 @@ def test_chunks_from_another_process_inputs_carry_the_observation_stamp(harness,
     h.test.create_subscription(Image, "/camera/primary/image_raw",
                                lambda m: camera_stamps.add((m.header.stamp.sec, m.header.stamp.nanosec)), RELIABLE)
     h.test.create_subscription(PoseStamped, "/ee_pose",
-                               lambda m: ee_x.__setitem__((m.header.stamp.sec, m.header.stamp.nanosec), m.pose.position.x),
+                               lambda m: ee_x.__setitem__((m.header.stamp.sec, m.header.stamp.nanosec),
+                                                          m.pose.position.x),
                                RELIABLE)
     node.timing_log = []
     assert node.start(), node.status_msg().message
@@ -98,7 +99,8 @@ def test_chunks_from_another_process_inputs_carry_the_observation_stamp(harness,
     assert st.chunks_published == len(h.chunks) and st.observations_used >= len(h.chunks)
 
 
-BAD = ["--fault", "bad_encoding=primary", "--fault", "short_data=wrist", "--fault", "nan_joints", "--fault", "bad_frame"]
+BAD = ["--fault", "bad_encoding=primary", "--fault", "short_data=wrist", "--fault", "nan_joints", "--fault",
+       "bad_frame"]
 
 
 @pytest.mark.timeout(90)
@@ -108,7 +110,8 @@ def test_malformed_inputs_produce_no_chunk_and_are_counted_per_topic(harness):
     assert node.start()
     topics = ["/camera/primary/image_raw", "/camera/wrist/image_raw", "/joint_states", "/ee_pose"]
     by_topic = node.builder.stats.rejected_by_topic
-    assert h.spin_until(lambda: all(by_topic[t] >= 3 for t in topics), timeout=45.0), (dict(by_topic), stop_process(h.proc))
+    assert h.spin_until(lambda: all(by_topic[t] >= 3 for t in topics), timeout=45.0), (
+        dict(by_topic), stop_process(h.proc))
     h.spin_for(0.5)
     assert h.chunks == []
     st = node.status_msg()
@@ -119,7 +122,8 @@ def test_malformed_inputs_produce_no_chunk_and_are_counted_per_topic(harness):
         "/camera/primary/image_raw: encoding 'yuv422' is not supported; expected one of rgb8")
     assert msgs["/camera/wrist/image_raw"].startswith("/camera/wrist/image_raw: data: expected at least 9216 bytes")
     assert msgs["/joint_states"] == "/joint_states: position: joint(s) joint_1 are NaN or inf"
-    assert msgs["/ee_pose"] == "/ee_pose: header.frame_id: expected 'base_link' (robot.base_frame) or empty, got 'other_frame'"
+    assert msgs["/ee_pose"] == ("/ee_pose: header.frame_id: expected 'base_link' (robot.base_frame) or empty, "
+                                "got 'other_frame'")
     assert any(s.observations_rejected > 0 and s.message.split(":")[0] in topics for s in h.status)
 
 
@@ -136,7 +140,8 @@ def test_stale_inputs_produce_no_chunk_and_count_as_dropped(harness):
     assert st.observations_dropped >= 5 and st.observations_rejected == 0
     p = node.builder.last_problem
     assert p.code == "stale" and p.counter == "dropped"
-    assert "observation dropped: header.stamp is 2." in p.message and "expected at most sync.max_age = 0.5 s" in p.message
+    assert "observation dropped: header.stamp is 2." in p.message
+    assert "expected at most sync.max_age = 0.5 s" in p.message
 
 
 @pytest.mark.timeout(60)
@@ -161,9 +166,11 @@ def test_entry_point_stays_up_in_error_state_when_the_policy_cannot_load(rclpy_c
         assert spin_until(executor, lambda: len(errors()) >= 3, timeout=40.0), stop_process(proc)
         assert proc.poll() is None  # still running: no crash loop
         first = status.index(errors()[0])  # a "loading" status may come first
-        assert all(s.state == PolicyStatus.STATE_ERROR for s in status[first:]), [(s.state_name, s.message) for s in status]
+        assert all(s.state == PolicyStatus.STATE_ERROR for s in status[first:]), [
+            (s.state_name, s.message) for s in status]
         assert all(s.state == PolicyStatus.STATE_LOADING for s in status[:first])
-        assert "cannot load the policy (policy.type='flow_matching', policy.checkpoint='/nonexistent/ckpt'" in status[-1].message
+        assert ("cannot load the policy (policy.type='flow_matching', policy.checkpoint='/nonexistent/ckpt'"
+                in status[-1].message)
     finally:
         executor.shutdown()
         node.destroy_node()

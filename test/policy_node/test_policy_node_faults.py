@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from fault_policies import BadClosePolicy, GarbagePolicy, StuckPolicy, register
+from fault_policies import BadClosePolicy, StuckPolicy, register
 from node_testlib import NodeHarness
 from vla_ros.msg import PolicyStatus
 from vla_ros.policy import registry
@@ -77,7 +77,8 @@ def test_implausible_chunks_are_not_published_and_end_in_error(harness, fault, e
     def error():
         return [s for s in h.status if s.state == PolicyStatus.STATE_ERROR]
 
-    assert h.spin_until(lambda: policy.calls >= 4 and error(), timeout=45.0), [(s.state_name, s.message) for s in h.status]
+    assert h.spin_until(lambda: policy.calls >= 4 and error(), timeout=45.0), [
+        (s.state_name, s.message) for s in h.status]
     h.spin_for(0.3)
     assert h.chunks == [] and node.status_msg().chunks_published == 0
     code = "gripper" if fault == "gripper" else "workspace"
@@ -107,7 +108,8 @@ def test_an_implausible_ee_pose_is_refused_as_an_input_problem(harness, monkeypa
     assert h.chunks == [] and node.worker.stats.used == 0
     p = node.builder.last_problems["/ee_pose"]
     assert p.code == "implausible" and p.counter == "rejected"
-    assert p.message.startswith("/ee_pose: measured end-effector pose implausible: ") and expected in p.message, p.message
+    assert p.message.startswith("/ee_pose: measured end-effector pose "
+                                "implausible: ") and expected in p.message, p.message
     st = node.status_msg()
     assert st.observations_rejected >= 5 and st.state != PolicyStatus.STATE_RUNNING
 
@@ -134,7 +136,8 @@ def test_a_hung_inference_is_reported_and_load_policy_still_answers(harness):
     assert h.spin_until(StuckPolicy.entered.is_set, timeout=45.0)
 
     def stuck():
-        return [s for s in h.status if s.state == PolicyStatus.STATE_ERROR and s.message.startswith("inference running for")]
+        return [s for s in h.status
+                if s.state == PolicyStatus.STATE_ERROR and s.message.startswith("inference running for")]
 
     assert h.spin_until(lambda: bool(stuck()), timeout=30.0), [(s.state_name, s.message) for s in h.status]
     assert stuck()[-1].message.endswith("s (policy.inference_timeout = 0.5 s)")

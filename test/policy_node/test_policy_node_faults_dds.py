@@ -33,7 +33,8 @@ def test_sigint_ends_a_policy_node_with_a_stuck_inference_with_a_nonzero_code(rc
 
     sensors = start_process("vla_ros.ros.sensor_sim", env=ENV)
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "fault_policies.py"), "--policy", "test_stuck", "--ros-args", "-r", "__ns:=/stuck_test",
+        [sys.executable, str(HERE / "fault_policies.py"), "--policy", "test_stuck", "--ros-args", "-r",
+         "__ns:=/stuck_test",
          "-p", "policy.instruction:=pick up the cube", "-p", "policy.inference_timeout:=0.5",
          "-p", "policy.status_rate_hz:=10.0"],
         env={**os.environ, **ENV}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -45,7 +46,8 @@ def test_sigint_ends_a_policy_node_with_a_stuck_inference_with_a_nonzero_code(rc
     node.create_subscription(PolicyStatus, "/stuck_test/policy_status", status.append, RELIABLE)
     try:
         def stuck():
-            return [s for s in status if s.state == PolicyStatus.STATE_ERROR and s.message.startswith("inference running for")]
+            return [s for s in status
+                    if s.state == PolicyStatus.STATE_ERROR and s.message.startswith("inference running for")]
 
         assert spin_until(executor, lambda: bool(stuck()), timeout=60.0), (
             [(s.state_name, s.message) for s in status[-5:]], stop_process(proc))

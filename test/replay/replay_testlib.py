@@ -44,7 +44,8 @@ def write_known_bag(path, storage: str = "mcap", *, duration: float = KNOWN_DURA
         for j in range(int(round(duration * 10)) + 1):
             t = T0 + 0.1 * j
             stamp = t - 0.15 if j in backwards_at else t
-            events.append((t + 0.002, camera_topic, m.image(stamp, "cam", rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))))
+            events.append((t + 0.002, camera_topic,
+                           m.image(stamp, "cam", rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))))
         for j in range(int(round(duration * 50)) + 1):
             t = T0 + 0.02 * j
             events.append((t + 0.001, "/ee_pose", m.pose_stamped(t, "base_link", ee_pos(t), yaw_quat(YAW))))
@@ -65,7 +66,8 @@ def known_config(overrides: dict | None = None):
 
     base = {
         "robot": {"name": "known", "camera_names": ["primary"], "camera_topics": ["/cam"], "joint_state_topic": "",
-                  "gripper_joint": "", "gripper_open": 0.04, "ee_pose_topic": "/ee_pose", "instruction_topic": "/instruction",
+                  "gripper_joint": "", "gripper_open": 0.04, "ee_pose_topic": "/ee_pose",
+                  "instruction_topic": "/instruction",
                   "base_frame": "base_link"},
         "policy": {"type": "hold", "rate_hz": 5.0},
         "executor": {"strategy": "replace", "control_rate": 100.0},

@@ -70,7 +70,8 @@ def test_missing_topics_are_listed(tmp_path, good_bag):
     assert "topic /other_cam (camera 'primary', robot.camera_topics) is not in the bag" in text
     assert "topic /pose_elsewhere (robot.ee_pose_topic) is not in the bag" in text
     assert "Bag topics: /cam (sensor_msgs/msg/Image)" in text
-    with pytest.raises(BagError, match=r"ground truth topic /nothing_here \(replay.ground_truth_topic\) is not in the bag"):
+    with pytest.raises(BagError,
+                       match=r"ground truth topic /nothing_here \(replay.ground_truth_topic\) is not in the bag"):
         _eval(good_bag, known_config({"replay.ground_truth_topic": "/nothing_here"}))
 
 

@@ -16,11 +16,13 @@ from vla_ros.replay.bag_io import Bag, BagWriter
 def _write_all_types(path, storage):
     rng = np.random.default_rng(1)
     img = rng.integers(0, 255, (6, 10, 3), dtype=np.uint8)
-    chunk = ActionChunk(stamp=12.25, dt=0.1, actions=np.column_stack([rng.normal(size=(5, 3)), 0.1 * rng.normal(size=(5, 3)),
+    chunk = ActionChunk(stamp=12.25, dt=0.1,
+                        actions=np.column_stack([rng.normal(size=(5, 3)), 0.1 * rng.normal(size=(5, 3)),
                                                                       rng.uniform(0, 1, 5)]),
                         mode=ActionMode.DELTA, frame_id="base_link",
                         reference_pose=EEPose(np.array([0.4, 0.1, 0.3]), np.array([0.0, 0.0, 0.3, 0.954]), "base_link"),
-                        seq=7, policy_id="flow_matching", checkpoint_id="ck-1", inference_latency=0.031, observation_age=0.012)
+                        seq=7, policy_id="flow_matching", checkpoint_id="ck-1", inference_latency=0.031,
+                        observation_age=0.012)
     with BagWriter(path, storage=storage) as w:
         m = w.msgs
         w.write("/instruction", 12.0, m.string("pick up the red block"), latched=True)

@@ -1,4 +1,5 @@
-"""The demo pipeline end to end, reduced (few episodes, a few training steps), and the synthetic scene of the replay tests."""
+"""The demo pipeline end to end, reduced (few episodes, a few training steps), and the synthetic scene of the
+replay tests."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def test_synthetic_episode_is_deterministic_and_the_expert_leads(tmp_path):
     lead = np.linalg.norm(a.cmd_pos - a.ee_pos, axis=1)
     assert lead[a.phase == 0].max() == pytest.approx(scene.lookahead, abs=1e-9)  # the command is a carrot ahead
     img = render_scene(a, 0, 32, 1.0, np.random.default_rng(0), 0.0)
-    assert img.shape == (32, 32, 3) and (img[..., 0] > 150).sum() > 0 and (img[..., 0].astype(int) - img[..., 1] > 100).any()
+    assert img.shape == (32, 32,
+                         3) and (img[..., 0] > 150).sum() > 0 and (img[..., 0].astype(int) - img[..., 1] > 100).any()
     ep = Episode.sample(np.random.default_rng(11), scene, seed=11)
     p1 = write_episode_bag(tmp_path / "a", ep, scene, duration=1.0)
     p2 = write_episode_bag(tmp_path / "b", ep, scene, duration=1.0)
@@ -35,7 +37,7 @@ def test_synthetic_episode_is_deterministic_and_the_expert_leads(tmp_path):
 
 def test_training_samples_are_the_recorded_future(episode_bags, sim_cfg, tiny_checkpoint):
     from vla_ros.policy.base import PolicyMetadata
-    from vla_ros.replay.dataset import samples_from_bag
+    from vla_ros.policy.training.dataset import samples_from_bag
 
     meta = PolicyMetadata("flow_matching", cameras=("primary", "wrist"), horizon=10, dt=0.1)
     obs, acts = samples_from_bag(episode_bags["mcap"], sim_cfg, meta)
@@ -59,7 +61,8 @@ def test_demo_end_to_end_reduced(tmp_path, capsys):
         pytest.skip(rendering_problem())
     out = tmp_path / "demo"
     rc = main(["demo", "--out", str(out), "--episodes", "3", "--test-episodes", "1", "--max-steps", "6",
-               "--train-seconds", "60", "--no-progress", "--set", "sim.episode_seconds=3", "--set", "sim.image_size=48"])
+               "--train-seconds", "60", "--no-progress", "--set", "sim.episode_seconds=3", "--set",
+               "sim.image_size=48"])
     text = capsys.readouterr().out
     assert rc == 0
     assert "training: 6 steps" in text and "replay chunk position error: trained" in text and f"report: {out}" in text
@@ -80,6 +83,7 @@ def test_demo_end_to_end_reduced(tmp_path, capsys):
     assert doc["bags"][0]["ground_truth"]["topic"] == "/target_pose"  # the executor's recorded commands
     assert len(list((out / "bags" / "train").iterdir())) == 3
     # a rerun into the same directory replaces the previous output
-    rc = main(["demo", "--out", str(out), "--episodes", "2", "--test-episodes", "1", "--max-steps", "2", "--no-progress",
+    rc = main(["demo", "--out", str(out), "--episodes", "2", "--test-episodes", "1", "--max-steps", "2",
+               "--no-progress",
                "--set", "sim.episode_seconds=1.5", "--set", "sim.image_size=32"])
     assert rc == 0 and len(list((out / "bags" / "train").iterdir())) == 2

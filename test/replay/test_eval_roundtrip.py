@@ -93,7 +93,8 @@ def test_run_evaluation_outputs_report_plots_and_output_bag(tmp_path, episode_ba
         assert bag.topics["/replay/policy/action_chunk"].msgtype == "vla_ros/msg/ActionChunk"
         assert bag.topics["/replay/hold/command"].msgtype == "geometry_msgs/msg/PoseStamped"
         chunks = [chunk_from_msg(m.msg) for m in bag.messages(["/replay/policy/action_chunk"])]
-    assert [c.seq for c in chunks] == list(range(len(chunks))) and len(chunks) == doc["bags"][0]["policy"]["chunks"]["count"]
+    assert [c.seq for c in chunks] == list(range(len(chunks)))
+    assert len(chunks) == doc["bags"][0]["policy"]["chunks"]["count"]
 
 
 def test_cli_eval_with_topic_remap_and_summary(tmp_path, episode_bags, capsys):
@@ -109,7 +110,8 @@ def test_cli_eval_with_topic_remap_and_summary(tmp_path, episode_bags, capsys):
             w.write_raw(remap.get(m.topic, m.topic), m.t_ns, m.raw)
     from vla_ros.replay.demo import sim_robot_profile
 
-    rc = main(["eval", "--bag", str(renamed), "--bag", str(src), "--robot", str(sim_robot_profile()), "--policy", "hold",
+    rc = main(["eval", "--bag", str(renamed), "--bag", str(src), "--robot", str(sim_robot_profile()), "--policy",
+               "hold",
                "--set", "robot.camera_topics=[/scene/rgb, /hand/rgb]", "--out", str(tmp_path / "cli"), "--no-progress",
                "--no-plots"])
     text = capsys.readouterr().out
@@ -163,7 +165,8 @@ def test_executor_process_gives_the_in_process_commands(episode_bags, sim_cfg, p
         ra, rb = local.lanes[lane].records, remote.lanes[lane].records
         assert [(r.accepted, r.reason, r.skipped) for r in ra] == [(r.accepted, r.reason, r.skipped) for r in rb]
         sa, sb = local.lanes[lane].status, remote.lanes[lane].status
-        assert (sa.chunks_received, sa.holds, sa.clamps, sa.state) == (sb.chunks_received, sb.holds, sb.clamps, sb.state)
+        assert (sa.chunks_received, sa.holds, sa.clamps, sa.state) == (sb.chunks_received, sb.holds, sb.clamps,
+                                                                       sb.state)
     assert local.metrics["vs_hold"] == remote.metrics["vs_hold"]
 
 

@@ -55,7 +55,8 @@ def test_play_publishes_every_topic_with_clock(tmp_path, rclpy_context):
     node = rclpy.create_node("play_listener", context=rclpy_context)
     reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    node.create_subscription(Clock, "/clock", lambda m: got["clock"].append(m.clock.sec + m.clock.nanosec * 1e-9), reliable)
+    node.create_subscription(Clock, "/clock",
+                             lambda m: got["clock"].append(m.clock.sec + m.clock.nanosec * 1e-9), reliable)
     node.create_subscription(Image, "/camera/primary/image_raw", lambda m: got["image"].append(m), reliable)
     node.create_subscription(JointState, "/joint_states", lambda m: got["joints"].append(m), reliable)
     node.create_subscription(String, "/instruction", lambda m: got["instruction"].append(m.data), latched)

@@ -28,7 +28,8 @@ def test_events_chunks_and_status_round_trip_exactly(sim_cfg):
     pose = EEPose(np.array([0.4, 0.1, 0.3]), np.array([0.1, 0.2, 0.3, 0.9]), "base_link")
     chunk = ActionChunk(stamp=1.5, dt=0.1, actions=np.random.default_rng(0).normal(size=(10, 7)) * 0.01,
                         mode=ActionMode.DELTA, frame_id="base_link", reference_pose=pose, seq=3, policy_id="p")
-    events = [("tick", 0.01, pose.position.tolist(), pose.orientation.tolist(), 0.005), ("tick", 0.02, None, None, None),
+    events = [("tick", 0.01, pose.position.tolist(), pose.orientation.tolist(), 0.005), ("tick", 0.02, None, None,
+                                                                                         None),
               ("arrival", 0.02, chunk), {"nan": float("nan"), "inf": float("inf")}]
     back = _roundtrip(events)
     assert back[0] == events[0] and back[1] == events[1] and isinstance(back[0], tuple)

@@ -52,7 +52,8 @@ def test_targets_past_the_workspace_edge_are_clamped_to_it(panda_cfg, render_ok)
         world.close()
     assert ep.chunks_rejected == 0 and ep.metrics()["clamped_ticks"] > 50
     assert ep.tool[:, 2].min() < lo[2] + 0.01  # the arm went down to the floor of the box ...
-    assert ep.workspace_excess < 0.003, f"tool {ep.workspace_excess * 100:.2f} cm outside the workspace"  # ... not past it
+    # ... not past it
+    assert ep.workspace_excess < 0.003, f"tool {ep.workspace_excess * 100:.2f} cm outside the workspace"
     assert np.all(ep.tool >= lo - 0.003) and np.all(ep.tool <= hi + 0.003)
 
 

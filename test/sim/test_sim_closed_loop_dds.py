@@ -112,7 +112,8 @@ class Graph:
         self.chunks: list[ActionChunkMsg] = []
         self.preview: list[PoseStamped] = []
         self.commands: list[PoseStamped] = []
-        self.test.create_subscription(String, "sim/task_state", lambda m: self.states.append(json.loads(m.data)), RELIABLE)
+        self.test.create_subscription(String, "sim/task_state",
+                                      lambda m: self.states.append(json.loads(m.data)), RELIABLE)
         self.test.create_subscription(ExecutorStatus, "executor_status", self.status.append, RELIABLE)
         self.test.create_subscription(ActionChunkMsg, "action_chunk", self.chunks.append, RELIABLE)
         self.test.create_subscription(PoseStamped, "/preview/target_pose", self.preview.append, RELIABLE)

@@ -1,4 +1,5 @@
-"""`vla-ros sim-eval` end to end: deterministic for a seed, report written, --record bags read by `vla-ros eval`, errors."""
+"""`vla-ros sim-eval` end to end: deterministic for a seed, report written, --record bags read by `vla-ros eval`,
+errors."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ def _run(cfg, checkpoint, seed, episodes=1, **kw):
     from vla_ros.policy.registry import load_configured_policy
     from vla_ros.sim.evaluate import run_sim_eval
 
-    cfg = cfg.with_overrides({"policy.type": "flow_matching", "policy.checkpoint": str(checkpoint), "sim.episode_seconds": 2.0})
+    cfg = cfg.with_overrides({"policy.type": "flow_matching", "policy.checkpoint": str(checkpoint),
+                              "sim.episode_seconds": 2.0})
     policy = load_configured_policy(cfg.policy)
     try:
-        return run_sim_eval(cfg, policy, task="reach", episodes=episodes, seed=seed, progress=False, log=lambda _: None, **kw)
+        return run_sim_eval(cfg, policy, task="reach", episodes=episodes, seed=seed, progress=False,
+                            log=lambda _: None, **kw)
     finally:
         policy.close()
 
@@ -51,7 +54,8 @@ def test_cli_report_record_and_eval_reads_the_bag(tmp_path, render_ok, capsys):
     assert s["policy"]["success_rate"] == 0.0 and s["hold"]["success_rate"] == 0.0  # --policy hold
     assert s["expert"]["success_rate"] == 1.0 and s["expert"]["time_to_success_s"] > 0
     lane = doc["episodes"][0]["lanes"]["expert"]
-    assert lane["seed"] == 7 and lane["path_length_m"] > 0.05 and {"held_ticks", "clamped_ticks", "tool_jerk_mps3"} <= set(lane)
+    assert lane["seed"] == 7 and lane["path_length_m"] > 0.05
+    assert {"held_ticks", "clamped_ticks", "tool_jerk_mps3"} <= set(lane)
     html = (out / "index.html").read_text()
     assert "data:image/gif;base64" in html and "success rate" in html
     assert sorted(p.name for p in (bags / "expert").iterdir()) == ["ep_000", "ep_001"]

@@ -36,7 +36,8 @@ class Run:
         self.clock: list[float] = []
         self.preview: list[PoseStamped] = []
         self.commands: list[PoseStamped] = []
-        self.node.create_subscription(Clock, "/clock", lambda m: self.clock.append(m.clock.sec + m.clock.nanosec * 1e-9),
+        self.node.create_subscription(Clock, "/clock",
+                                      lambda m: self.clock.append(m.clock.sec + m.clock.nanosec * 1e-9),
                                       RELIABLE)
         self.node.create_subscription(PoseStamped, "/preview/target_pose", self.preview.append, RELIABLE)
         self.node.create_subscription(PoseStamped, "/target_pose", self.commands.append, RELIABLE)

@@ -99,7 +99,8 @@ class Probe:
     def spin_sim(self, seconds: float, every=None) -> None:
         """Spin until the sim clock advanced by `seconds`."""
         start = self.clock[-1]
-        self.spin_until(lambda: self.clock[-1] >= start + seconds, 10.0 + 2 * seconds, f"{seconds} s of sim time", every)
+        self.spin_until(lambda: self.clock[-1] >= start + seconds, 10.0 + 2 * seconds, f"{seconds} s of sim time",
+                        every)
 
     def now(self) -> float:
         return self.clock[-1]
@@ -112,7 +113,8 @@ class Probe:
         return js.position[list(js.name).index("panda_finger_joint1")]
 
     def target(self, xyz, quat) -> None:
-        self.pose_pub.publish(PoseStamped(header=header(self.now(), "base_link"), pose=pose_msg(np.asarray(xyz), np.asarray(quat))))
+        self.pose_pub.publish(PoseStamped(header=header(self.now(), "base_link"),
+                                          pose=pose_msg(np.asarray(xyz), np.asarray(quat))))
 
     def twist(self, linear) -> None:
         tw = TwistStamped(header=header(self.now(), "base_link"))
@@ -203,8 +205,10 @@ def test_pose_target_moves_the_arm_and_the_gripper_follows(probe):
     goal = start[:3] + np.array([0.0, 0.08, -0.05])
     probe.spin_until(lambda: np.linalg.norm(probe.ee()[:3] - goal) < 0.01, 20.0, f"the arm to reach {goal}",
                      every=lambda: probe.target(goal, start[3:]))
-    probe.spin_until(lambda: probe.finger() < 0.004, 20.0, "the fingers to close", every=lambda: probe.grip_pub.publish(Float64(data=0.0)))
-    probe.spin_until(lambda: probe.finger() > 0.036, 20.0, "the fingers to open", every=lambda: probe.grip_pub.publish(Float64(data=0.04)))
+    probe.spin_until(lambda: probe.finger() < 0.004, 20.0, "the fingers to close",
+                     every=lambda: probe.grip_pub.publish(Float64(data=0.0)))
+    probe.spin_until(lambda: probe.finger() > 0.036, 20.0, "the fingers to open",
+                     every=lambda: probe.grip_pub.publish(Float64(data=0.04)))
 
 
 def _moved(probe, since: float) -> float:
@@ -236,7 +240,8 @@ def test_bad_commands_never_move_the_arm(probe):
 
     def bad() -> None:
         probe.target([float("nan"), 0.0, 0.3], here[3:])
-        probe.pose_pub.publish(PoseStamped(header=header(probe.now(), "world"), pose=pose_msg(here[:3] + 0.1, here[3:])))
+        probe.pose_pub.publish(PoseStamped(header=header(probe.now(), "world"),
+                                           pose=pose_msg(here[:3] + 0.1, here[3:])))
         probe.target(here[:3] + 0.1, [0.0, 0.0, 0.0, 0.0])
         probe.grip_pub.publish(Float64(data=float("inf")))
         probe.twist([float("nan"), 0.0, 0.0])

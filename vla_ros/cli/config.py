@@ -27,7 +27,8 @@ def schema_markdown() -> str:
         "# Configuration reference",
         "",
         "Generated from `vla_ros/core/config.py` by `vla-ros config --doc` (`make docs`); do not edit by hand.",
-        "The same keys are YAML keys (nested by section), ROS parameters (dotted names) and `--set KEY=VALUE` overrides.",
+        "The same keys are YAML keys (nested by section), ROS parameters (dotted names) and `--set KEY=VALUE` "
+        "overrides.",
         "",
     ]
     section = None
@@ -35,7 +36,8 @@ def schema_markdown() -> str:
         sec = row["key"].split(".", 1)[0]
         if sec != section:
             section = sec
-            lines += ["", f"## `{sec}`", "", "| key | type | default | constraints | description |", "|---|---|---|---|---|"]
+            lines += ["", f"## `{sec}`", "", "| key | type | default | constraints | description |",
+                      "|---|---|---|---|---|"]
         cons = []
         if row["choices"]:
             cons.append("one of " + ", ".join(f"`{c}`" for c in row["choices"]))
@@ -55,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.list:
         for kind in profiles.KINDS:
-            print(f"{kind}: {', '.join(profiles.available(kind)) or '-'}  ({profiles.config_dir() / profiles.KINDS[kind]})")
+            print(f"{kind}: {', '.join(profiles.available(kind)) or '-'}  "
+                  f"({profiles.config_dir() / profiles.KINDS[kind]})")
         return 0
     cfg = config_from_args(args)
     data = cfg.flatten() if args.flat else cfg.to_dict()

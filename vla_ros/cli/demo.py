@@ -68,12 +68,14 @@ def run(args: argparse.Namespace) -> int:
     print(res.table)
     print()
     print(f"training: {res.train.steps} steps in {res.train.seconds:.0f} s, final loss {res.train.final_loss:.4f}")
-    for key, label in (("chunk_position_error_m", "chunk position error"), ("command_position_error_m", "command position error")):
+    for key, label in (("chunk_position_error_m", "chunk position error"),
+                       ("command_position_error_m", "command position error")):
         if key in n and n[key]["policy"] is not None:
             pol, hold, ratio = n[key]["policy"], n[key]["hold"], n[key]["hold_over_policy"]
             verdict = ""
             if ratio:
-                verdict = f" ({ratio:.1f}x lower)" if ratio >= 1 else f" (NOT better than hold: {1 / ratio:.1f}x higher)"
+                verdict = (f" ({ratio:.1f}x lower)" if ratio >= 1
+                           else f" (NOT better than hold: {1 / ratio:.1f}x higher)")
             print(f"replay {label}: trained {pol * 100:.2f} cm vs hold {hold * 100:.2f} cm{verdict}")
     cl = n["closed_loop"]
     print(f"closed-loop success rate: trained {cl['policy']['success_rate'] * 100:.0f} % vs hold "

@@ -21,12 +21,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bag", action="append", required=True, metavar="PATH",
                    help="rosbag2 directory (mcap or sqlite3 storage), or a single .mcap or .db3 file (repeatable)")
     p.add_argument("--out", metavar="DIR", help="output directory (replay.out_dir, default out/eval)")
-    p.add_argument("--ground-truth", metavar="TOPIC", help="topic of the commands actually sent (replay.ground_truth_topic)")
+    p.add_argument("--ground-truth", metavar="TOPIC",
+                   help="topic of the commands actually sent (replay.ground_truth_topic)")
     p.add_argument("--latency", choices=("none", "measured", "fixed"),
                    help="inject inference latency on the simulated clock (replay.latency)")
-    p.add_argument("--fixed-latency", type=float, metavar="S", help="latency for --latency fixed (replay.fixed_latency)")
+    p.add_argument("--fixed-latency", type=float, metavar="S",
+                   help="latency for --latency fixed (replay.fixed_latency)")
     p.add_argument("--instruction", help="instruction when the bag has none (policy.instruction)")
-    p.add_argument("--output-bag", action="store_true", help="also write an mcap bag with predictions (replay.output_bag)")
+    p.add_argument("--output-bag", action="store_true",
+                   help="also write an mcap bag with predictions (replay.output_bag)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (metrics.json and index.html only)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_arguments(p)
@@ -69,9 +72,9 @@ def check_before_loading(args: argparse.Namespace, cfg) -> None:
         raise ValueError(f"--checkpoint {p.checkpoint} (policy.checkpoint) does not exist; expected a checkpoint "
                          "directory (vla-ros make-checkpoint or vla-ros import writes one)")
     from vla_ros.core.observation_builder import ObservationSpec
-    from vla_ros.replay.evaluate import _required_topics
+    from vla_ros.replay.bag_inputs import required_topics
 
-    _required_topics([ObservationSpec.from_config(cfg.robot, None)])  # ConfigError: one topic in two roles
+    required_topics([ObservationSpec.from_config(cfg.robot, None)])  # ConfigError: one topic in two roles
 
 
 def load_policy_for_eval(cfg):

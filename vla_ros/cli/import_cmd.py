@@ -1,4 +1,5 @@
-"""`vla-ros import`: turn a local LeRobot (pi0 / pi05 / smolvla) or openpi (pi0 / pi05) checkpoint into a native flow_matching one.
+"""`vla-ros import`: turn a local LeRobot (pi0 / pi05 / smolvla) or openpi (pi0 / pi05) checkpoint into a native
+flow_matching one.
 
 Nothing is downloaded: SRC is a directory on disk. The result (config.json v2, model.safetensors,
 tokenizer.json, norm_stats.json) is what `--policy flow_matching --checkpoint OUT` loads, and it is
@@ -23,7 +24,9 @@ def _positive_float(text: str) -> float:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("import", help="import a LeRobot (pi0, pi05, smolvla) or openpi (pi0, pi05) checkpoint directory as a flow_matching checkpoint")
+    p = sub.add_parser("import",
+                       help="import a LeRobot (pi0, pi05, smolvla) or openpi (pi0, pi05) checkpoint directory as a "
+                            "flow_matching checkpoint")
     p.add_argument("src", metavar="SRC", help="the source checkpoint directory (local; nothing is downloaded)")
     p.add_argument("--out", required=True, metavar="DIR", help="native checkpoint directory to write (new or empty)")
     p.add_argument("--tokenizer", metavar="PATH",
@@ -58,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
     policy = FlowMatchingPolicy.load(result.path)
     meta = policy.metadata
-    print(f"verified: {meta.checkpoint_id} cameras={','.join(meta.cameras)} state={meta.state_source}[{meta.state_dim}] "
+    print(f"verified: {meta.checkpoint_id} cameras={','.join(meta.cameras)} "
+          f"state={meta.state_source}[{meta.state_dim}] "
           f"horizon={meta.horizon} steps={meta.extra['num_steps']}")
     policy.close()
     return 0

@@ -21,19 +21,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("make-checkpoint", help="write a tiny random flow_matching checkpoint directory")
     p.add_argument("out_dir", metavar="OUT_DIR", help="directory to write (created if missing)")
     p.add_argument("--family", choices=("gemma", "llama"), default="gemma", help="decoder family (default: gemma)")
-    p.add_argument("--vision", choices=("siglip", "siglip_dinov2"), default="siglip", help="vision backbone (default: siglip)")
-    p.add_argument("--cameras", default="primary", help="comma-separated camera names, primary first (default: primary)")
+    p.add_argument("--vision", choices=("siglip", "siglip_dinov2"), default="siglip",
+                   help="vision backbone (default: siglip)")
+    p.add_argument("--cameras", default="primary",
+                   help="comma-separated camera names, primary first (default: primary)")
     p.add_argument("--horizon", type=_positive_int, default=10, help="actions per chunk (default: 10)")
     p.add_argument("--dt", type=float, default=0.1, help="seconds between actions (default: 0.1)")
     p.add_argument("--action-mode", choices=("absolute", "delta"), default="absolute", help="default: absolute")
     p.add_argument("--state-source", choices=("ee_pose", "joints", "none"), default="ee_pose", help="default: ee_pose")
-    p.add_argument("--joint-names", default="", help="comma-separated joint names for --state-source joints (default: 6 joints)")
+    p.add_argument("--joint-names", default="",
+                   help="comma-separated joint names for --state-source joints (default: 6 joints)")
     p.add_argument("--image-size", type=_positive_int, default=224, help="square input size in pixels (default: 224)")
     p.add_argument("--patch-size", type=_positive_int, default=16, help="ViT patch size (default: 16)")
     p.add_argument("--normalization", choices=("mean_std", "quantile", "none"), default="mean_std")
-    p.add_argument("--max-text-tokens", type=_positive_int, default=16, help="instruction length in tokens (default: 16)")
+    p.add_argument("--max-text-tokens", type=_positive_int, default=16,
+                   help="instruction length in tokens (default: 16)")
     p.add_argument("--seed", type=int, default=0, help="weight seed (default: 0)")
-    p.add_argument("--no-verify", action="store_true", help="skip loading the checkpoint back and running one inference")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip loading the checkpoint back and running one inference")
     p.set_defaults(func=run)
 
 
@@ -79,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         joints = np.zeros(meta.state_dim - int(policy.config.io.state_includes_gripper))
     obs = Observation(
         stamp=0.0,
-        images={c: rng.integers(0, 256, (meta.image_size[0], meta.image_size[1], 3), dtype=np.uint8) for c in meta.cameras},
+        images={c: rng.integers(0, 256, (meta.image_size[0], meta.image_size[1], 3), dtype=np.uint8)
+                for c in meta.cameras},
         joint_positions=joints,
         ee_pose=EEPose(np.array([0.45, 0.0, 0.3]), np.array([0.0, 0.0, 0.0, 1.0]), "base_link"),
         gripper=1.0,

@@ -23,8 +23,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--loop", action="store_true", help="start over at the end (the clock jumps back)")
     p.add_argument("--topics", nargs="+", metavar="TOPIC", help="only these topics (default: all)")
     p.add_argument("--no-clock", action="store_true", help="do not publish /clock")
-    p.add_argument("--clock-rate", type=float, default=100.0, help="/clock messages per second between messages (default: 100)")
-    p.add_argument("--delay", type=float, default=0.5, help="seconds to wait for discovery before the first message (default: 0.5)")
+    p.add_argument("--clock-rate", type=float, default=100.0,
+                   help="/clock messages per second between messages (default: 100)")
+    p.add_argument("--delay", type=float, default=0.5,
+                   help="seconds to wait for discovery before the first message (default: 0.5)")
     p.set_defaults(func=run)
 
 

@@ -1,4 +1,5 @@
-"""`vla-ros sim-eval`: closed-loop evaluation in the MuJoCo tabletop, next to hold and the scripted expert (docs/sim.md).
+"""`vla-ros sim-eval`: closed-loop evaluation in the MuJoCo tabletop, next to hold and the scripted expert
+(docs/sim.md).
 
 One process on a simulated clock: the simulator publishes what a robot would, the policy node's
 observation builder, the inference worker, the executor and its safety limits run as on the
@@ -19,15 +20,19 @@ TASK_CHOICES = ("reach", "push", "pick")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sim-eval", help="closed-loop evaluation in the MuJoCo tabletop (success rates vs hold and expert)",
+    p = sub.add_parser("sim-eval",
+                       help="closed-loop evaluation in the MuJoCo tabletop (success rates vs hold and expert)",
                        description=__doc__.splitlines()[0])
     p.add_argument("--task", choices=TASK_CHOICES, help="task (sim.task; default reach)")
     p.add_argument("--episodes", type=int, default=5, help="episodes per lane (default: 5)")
     p.add_argument("--seed", type=int, help="seed of the first episode; episode i uses seed + i (sim.seed)")
     p.add_argument("--latency", choices=("none", "measured"),
-                   help="none: chunks arrive at once; measured: the inference's wall time passes in sim time first (replay.latency)")
+                   help="none: chunks arrive at once; measured: the inference's wall time passes in sim time first "
+                        "(replay.latency)")
     p.add_argument("--out", default="out/sim_eval", metavar="DIR", help="report directory (default: out/sim_eval)")
-    p.add_argument("--record", metavar="DIR", help="write each episode of the recorded lanes as an mcap bag: DIR/ep_XXX (one lane) or DIR/LANE/ep_XXX")
+    p.add_argument("--record", metavar="DIR",
+                   help="write each episode of the recorded lanes as an mcap bag: DIR/ep_XXX (one lane) or "
+                        "DIR/LANE/ep_XXX")
     p.add_argument("--record-lanes", default="policy", metavar="LANES",
                    help="comma-separated lanes to record with --record: policy, hold, expert (default: policy)")
     p.add_argument("--no-baselines", action="store_true", help="only the policy (no hold / expert lanes)")
@@ -48,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     lanes_rec = tuple(x.strip() for x in args.record_lanes.split(",") if x.strip())
     bad = [x for x in lanes_rec if x not in LANES]
     if bad or not lanes_rec:
-        raise ValueError(f"--record-lanes: expected a comma-separated list of {', '.join(LANES)}, got {args.record_lanes!r}")
+        raise ValueError(f"--record-lanes: expected a comma-separated list of {', '.join(LANES)}, got "
+                         f"{args.record_lanes!r}")
     if args.robot is None:
         args.robot = "sim_panda"
     cfg = config_from_args(args)
@@ -65,16 +71,18 @@ def run(args: argparse.Namespace) -> int:
 
     missing = [c for c in cfg.robot.camera_names if c not in CAMERAS]
     if missing:
-        raise ValueError(f"robot.camera_names: the simulator renders {', '.join(CAMERAS)}; the profile {cfg.robot.name!r} "
-                         f"names {', '.join(missing)} (use --robot sim_panda)")
+        raise ValueError(f"robot.camera_names: the simulator renders {', '.join(CAMERAS)}; the profile "
+                         f"{cfg.robot.name!r} names {', '.join(missing)} (use --robot sim_panda)")
     lanes = ("policy",) if args.no_baselines else LANES
     if args.record and any(x not in lanes for x in lanes_rec):
-        raise ValueError(f"--record-lanes: {args.record_lanes!r} names a lane that does not run (--no-baselines runs only policy)")
+        raise ValueError(f"--record-lanes: {args.record_lanes!r} names a lane that does not run (--no-baselines runs "
+                         "only policy)")
     out = run_sim_eval(cfg, task=cfg.sim.task, episodes=args.episodes, seed=cfg.sim.seed, out_dir=args.out,
                        record=args.record, record_lanes=lanes_rec, lanes=lanes, gifs=not args.no_gifs,
                        plots=not args.no_plots, progress=not args.no_progress)
     print(out.table)
     if args.record:
-        print(f"bags: {args.record}/ep_XXX" if len(lanes_rec) == 1 else f"bags: {args.record}/{{{','.join(lanes_rec)}}}/ep_XXX")
+        print(f"bags: {args.record}/ep_XXX" if len(lanes_rec) == 1
+              else f"bags: {args.record}/{{{','.join(lanes_rec)}}}/ep_XXX")
     print(f"report: {out.report_path}\nmetrics: {out.metrics_path}")
     return 0

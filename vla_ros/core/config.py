@@ -56,7 +56,8 @@ class RobotConfig:
     gripper_closed: float = param(0.0, "Gripper joint position (robot units) when closed (normalised 0).")
     gripper_open: float = param(0.08, "Gripper joint position (robot units) when fully open (normalised 1).")
     ee_pose_topic: str = param(
-        "/ee_pose", "geometry_msgs/PoseStamped end-effector pose topic ('' = none; needed for ee_pose state and delta mode)."
+        "/ee_pose", "geometry_msgs/PoseStamped end-effector pose topic ('' = none; needed for ee_pose state and delta "
+                    "mode)."
     )
     instruction_topic: str = param("/instruction", "std_msgs/String instruction topic (transient-local).")
     base_frame: str = param("base_link", "Frame of end-effector poses and commands.")
@@ -98,7 +99,8 @@ STATE_PARTS = ("ee_position", "ee_rotvec", "ee_euler_xyz", "ee_quat_xyzw", "ee_q
 def _non_default_keys(obj: Any, skip: tuple[str, ...]) -> list[str]:
     """The fields of a config dataclass that differ from their defaults (except `skip`)."""
     fresh = type(obj)()
-    return [name for name in schema.leaf_types(type(obj)) if name not in skip and getattr(obj, name) != getattr(fresh, name)]
+    return [name for name in schema.leaf_types(type(obj))
+            if name not in skip and getattr(obj, name) != getattr(fresh, name)]
 
 
 @dataclass
@@ -106,9 +108,10 @@ class ActionMapConfig:
     """How a pretrained policy's raw action vector becomes a 7-DoF end-effector ActionChunk (docs/pretrained.md)."""
 
     space: str = param(
-        "native", "native: the checkpoint's own 7-dim layout (x y z rotation-vector gripper in [0, 1], the checkpoint's "
-        "io.action_mode; the other keys unused); ee: end-effector actions mapped by the keys below; joints: a joint-space "
-        "policy (DROID, ALOHA), refused by name: vla_ros commands the end effector.", choices=ACTION_SPACES,
+        "native", "native: the checkpoint's own 7-dim layout (x y z rotation-vector gripper in [0, 1], the "
+        "checkpoint's io.action_mode; the other keys unused); ee: end-effector actions mapped by the keys below; "
+        "joints: a joint-space policy (DROID, ALOHA), refused by name: vla_ros commands the end effector.",
+        choices=ACTION_SPACES,
     )
     position_dims: list[int] = param([0, 1, 2], "ee: raw action dims of x, y, z.", length=3, min=0, unique=True)
     rotation_dims: list[int] = param(
@@ -116,55 +119,61 @@ class ActionMapConfig:
         min=0, unique=True,
     )
     rotation: str = param(
-        "axis_angle", "ee: rotation representation: axis_angle (rotation vector, rad), euler_xyz (roll, pitch, yaw about "
-        "the fixed x, y, z axes, rad), quat_xyzw or quat_wxyz.", choices=ROTATION_FORMS,
+        "axis_angle", "ee: rotation representation: axis_angle (rotation vector, rad), euler_xyz (roll, pitch, yaw "
+        "about the fixed x, y, z axes, rad), quat_xyzw or quat_wxyz.", choices=ROTATION_FORMS,
     )
     gripper_dim: int = param(6, "ee: raw action dim of the gripper; -1 = none (the measured opening is kept).", min=-1)
     gripper_closed: float = param(
-        0.0, "ee: raw gripper value meaning fully closed (LIBERO / robosuite: +1). With gripper_open it gives range and "
-        "sign; values in between map linearly to the opening 0..1, clipped.",
+        0.0, "ee: raw gripper value meaning fully closed (LIBERO / robosuite: +1). With gripper_open it gives range "
+        "and sign; values in between map linearly to the opening 0..1, clipped.",
     )
     gripper_open: float = param(1.0, "ee: raw gripper value meaning fully open (LIBERO / robosuite: -1).")
     mode: str = param(
-        "absolute", "ee: absolute (targets in robot.base_frame) or delta (offsets; the chunk is published as DELTA with the "
-        "observation's end-effector pose as reference_pose).", choices=("absolute", "delta"),
+        "absolute", "ee: absolute (targets in robot.base_frame) or delta (offsets; the chunk is published as DELTA "
+        "with the observation's end-effector pose as reference_pose).", choices=("absolute", "delta"),
     )
     delta_reference: str = param(
-        "observation", "ee delta: what each action is an offset from: observation (the observation's end-effector pose) "
-        "or previous (the previous action's target, the first from the observation: per-step deltas, as robosuite's OSC "
-        "controller in LIBERO executes them).", choices=("observation", "previous"),
+        "observation", "ee delta: what each action is an offset from: observation (the observation's end-effector "
+        "pose) or previous (the previous action's target, the first from the observation: per-step deltas, as "
+        "robosuite's OSC controller in LIBERO executes them).", choices=("observation", "previous"),
     )
     frame: str = param(
-        "base", "ee delta: frame of the offsets: base (robot.base_frame axes; rotations applied on the left, as robosuite's "
-        "OSC) or ee (the reference end-effector frame; rotations applied on the right).", choices=("base", "ee"),
+        "base", "ee delta: frame of the offsets: base (robot.base_frame axes; rotations applied on the left, as "
+        "robosuite's OSC) or ee (the reference end-effector frame; rotations applied on the right).",
+        choices=("base", "ee"),
     )
     position_scale: float = param(
         1.0, "ee: metres per raw position unit (LIBERO / robosuite OSC_POSE: 0.05).", gt=0.0,
     )
     rotation_scale: float = param(
-        1.0, "ee: radians per raw axis_angle / euler unit (LIBERO / robosuite OSC_POSE: 0.5; must be 1 for quaternions).",
+        1.0, "ee: radians per raw axis_angle / euler unit (LIBERO / robosuite OSC_POSE: 0.5; must be 1 for "
+             "quaternions).",
         gt=0.0,
     )
     clip: float = param(
-        0.0, "ee: clip raw position and rotation values to [-clip, clip] before scaling, as the reference controller does "
-        "(robosuite: 1); 0 = no clipping.", min=0.0,
+        0.0, "ee: clip raw position and rotation values to [-clip, clip] before scaling, as the reference controller "
+        "does (robosuite: 1); 0 = no clipping.", min=0.0,
     )
 
     def check(self) -> None:
         if self.space == "native":
             changed = _non_default_keys(self, ("space",))
             if changed:
-                raise FieldError(changed[0], "only used with policy.action_map.space 'ee'; set space: ee (or remove it)")
+                raise FieldError(changed[0],
+                                 "only used with policy.action_map.space 'ee'; set space: ee (or remove it)")
             return
         want = 4 if self.rotation.startswith("quat") else 3
         if len(self.rotation_dims) != want:
-            raise FieldError("rotation_dims", f"rotation {self.rotation!r} takes {want} dims, got {len(self.rotation_dims)}")
+            raise FieldError("rotation_dims",
+                             f"rotation {self.rotation!r} takes {want} dims, got {len(self.rotation_dims)}")
         if self.rotation.startswith("quat") and self.rotation_scale != 1.0:
             raise FieldError("rotation_scale", f"a quaternion cannot be scaled; expected 1, got {self.rotation_scale}")
-        used = list(self.position_dims) + list(self.rotation_dims) + ([self.gripper_dim] if self.gripper_dim >= 0 else [])
+        used = (list(self.position_dims) + list(self.rotation_dims)
+                + ([self.gripper_dim] if self.gripper_dim >= 0 else []))
         repeated = sorted({d for d in used if used.count(d) > 1})
         if repeated:
-            raise FieldError("rotation_dims", f"dims {repeated} are used twice (position_dims, rotation_dims, gripper_dim)")
+            raise FieldError("rotation_dims",
+                             f"dims {repeated} are used twice (position_dims, rotation_dims, gripper_dim)")
         if self.gripper_dim >= 0 and self.gripper_open == self.gripper_closed:
             raise FieldError("gripper_open", f"must differ from gripper_closed (both {self.gripper_open})")
         if self.mode == "absolute":
@@ -184,9 +193,9 @@ class StateMapConfig:
     """How the robot's observation becomes a pretrained policy's state vector (docs/pretrained.md)."""
 
     parts: list[str] = param(
-        [], "State vector, in order, from: ee_position (3), ee_rotvec (3, axis-angle), ee_euler_xyz (3), ee_quat_xyzw (4), "
-        "ee_quat_wxyz (4), gripper (1), gripper_fingers (2: +w, -w, as robosuite's Panda finger joints), joints (the "
-        "robot's joint positions, robot.joint_names order). [] = the checkpoint's own io.state_source.",
+        [], "State vector, in order, from: ee_position (3), ee_rotvec (3, axis-angle), ee_euler_xyz (3), ee_quat_xyzw "
+        "(4), ee_quat_wxyz (4), gripper (1), gripper_fingers (2: +w, -w, as robosuite's Panda finger joints), joints "
+        "(the robot's joint positions, robot.joint_names order). [] = the checkpoint's own io.state_source.",
         choices=STATE_PARTS, unique=True,
     )
     gripper_closed: float = param(0.0, "Value of a gripper part (each finger for gripper_fingers) when closed.")
@@ -240,13 +249,16 @@ class PolicyConfig:
         False, "Run without an instruction (single-task policies); false = observations are rejected until one is set."
     )
     executor_status_topic: str = param(
-        "executor_status", "ExecutorStatus topic read for trigger 'queue' and RTC (the executor's executor.status_topic)."
+        "executor_status", "ExecutorStatus topic read for trigger 'queue' and RTC (the executor's "
+                           "executor.status_topic)."
     )
     executor_status_timeout: float = param(
-        1.0, "An ExecutorStatus older than this (ROS time) is ignored by trigger 'queue' and RTC (s).", min=0.01, max=60.0
+        1.0, "An ExecutorStatus older than this (ROS time) is ignored by trigger 'queue' and RTC (s).", min=0.01,
+        max=60.0
     )
     queue_ack_timeout: float = param(
-        1.0, "Trigger 'queue': after a chunk, wait until the executor status counts it, or this long, before the next (s).",
+        1.0, "Trigger 'queue': after a chunk, wait until the executor status counts it, or this long, before the next "
+             "(s).",
         min=0.0, max=60.0,
     )
     preview_topic: str = param(
@@ -269,7 +281,8 @@ class PolicyConfig:
     action_map: ActionMapConfig = section(
         ActionMapConfig, "Pretrained checkpoints: the policy's raw action vector -> 7-DoF end-effector chunk."
     )
-    state_map: StateMapConfig = section(StateMapConfig, "Pretrained checkpoints: the observation -> the policy's state vector.")
+    state_map: StateMapConfig = section(StateMapConfig,
+                                        "Pretrained checkpoints: the observation -> the policy's state vector.")
 
 
 @dataclass
@@ -373,7 +386,8 @@ class ExecutorConfig:
 class SafetyConfig:
     """Limits every command passes through; a violation is clamped or held, and counted."""
 
-    workspace_min: list[float] = param([-1.0, -1.0, 0.0], "Workspace box lower corner x, y, z (m, base frame).", length=3)
+    workspace_min: list[float] = param([-1.0, -1.0, 0.0], "Workspace box lower corner x, y, z (m, base frame).",
+                                       length=3)
     workspace_max: list[float] = param([1.0, 1.0, 1.5], "Workspace box upper corner x, y, z (m, base frame).", length=3)
     max_linear_speed: float = param(0.25, "Maximum end-effector speed (m/s).", min=0.0)
     max_angular_speed: float = param(1.5, "Maximum end-effector angular speed (rad/s).", min=0.0)
@@ -415,7 +429,8 @@ class SafetyConfig:
     def check(self) -> None:
         for axis, lo, hi in zip("xyz", self.workspace_min, self.workspace_max):
             if not lo < hi:
-                raise ConfigError(f"safety.workspace_min: {axis} = {lo} must be below safety.workspace_max {axis} = {hi}")
+                raise ConfigError(f"safety.workspace_min: {axis} = {lo} must be below safety.workspace_max {axis} = "
+                                  f"{hi}")
         if not self.gripper_min <= self.gripper_max:
             raise ConfigError("safety.gripper_min: must not exceed safety.gripper_max")
 
@@ -429,8 +444,8 @@ class ReplayConfig:
         "first of executor.pose_topic, executor.twist_topic, policy.chunk_topic in the bag, else robot.ee_pose_topic."
     )
     ground_truth_type: str = param(
-        "auto", "How ground_truth_topic is read: pose (PoseStamped targets), twist (TwistStamped), chunk (ActionChunk), "
-        "ee_pose (measured PoseStamped), auto (from the message type).",
+        "auto", "How ground_truth_topic is read: pose (PoseStamped targets), twist (TwistStamped), chunk "
+        "(ActionChunk), ee_pose (measured PoseStamped), auto (from the message type).",
         choices=("auto", "pose", "twist", "chunk", "ee_pose"),
     )
     gripper_topic: str = param(
@@ -456,7 +471,8 @@ class ReplayConfig:
         0.25, "Ground truth is interpolated only between samples closer than this; other times are not scored (s).",
         min=0.0,
     )
-    gripper_threshold: float = param(0.5, "Gripper accuracy: normalised opening above this counts as open.", min=0.0, max=1.0)
+    gripper_threshold: float = param(0.5, "Gripper accuracy: normalised opening above this counts as open.", min=0.0,
+                                     max=1.0)
     max_duration: float = param(0.0, "Evaluate only the first this many seconds of each bag (0 = all) (s).", min=0.0)
     output_bag: bool = param(
         False, "Also write an mcap bag with the inputs, the predicted chunks and the executor commands (Foxglove)."

@@ -122,7 +122,8 @@ def check_image(msg: Any, topic: str = "image") -> int:
     needed = step * (height - 1) + row_bytes
     size = len(msg.data)
     if size < needed:
-        raise MessageError(f"{topic}: data: expected at least {needed} bytes for {height}x{width} {encoding} (step {step}), got {size}")
+        raise MessageError(f"{topic}: data: expected at least {needed} bytes for {height}x{width} {encoding} (step "
+                           f"{step}), got {size}")
     return channels
 
 
@@ -172,7 +173,8 @@ def compressed_image_to_rgb(msg: Any, topic: str = "image") -> np.ndarray:
         raise MessageError(f"{topic}: data: empty compressed image (format {msg.format!r})", Problem.DECODE)
     bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if bgr is None:
-        raise MessageError(f"{topic}: data: cannot decode compressed image of format {msg.format!r}; expected jpeg or png",
+        raise MessageError(f"{topic}: data: cannot decode compressed image of format {msg.format!r}; expected jpeg or "
+                           "png",
                            Problem.DECODE)
     return np.ascontiguousarray(bgr[..., ::-1])
 
@@ -221,7 +223,8 @@ def joint_positions(msg: Any, joint_names: Sequence[str], topic: str = "joint_st
                            Problem.DUPLICATE_JOINT)
     missing = [j for j in joint_names if j not in index]
     if missing:
-        raise MessageError(f"{topic}: name: joint(s) {', '.join(missing)} missing; message has {', '.join(names) or 'no joints'}",
+        raise MessageError(f"{topic}: name: joint(s) {', '.join(missing)} missing; message has "
+                           f"{', '.join(names) or 'no joints'}",
                            Problem.MISSING_JOINT)
     values = [positions[index[j]] for j in joint_names]
     bad = [j for j, v in zip(joint_names, values) if not math.isfinite(v)]
@@ -260,9 +263,11 @@ def chunk_from_msg(msg: Any, topic: str = "action_chunk", max_steps: int | None 
     pos = np.array([[p.position.x, p.position.y, p.position.z] for p in msg.poses], dtype=np.float64)
     quat = np.array([[p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w] for p in msg.poses])
     if not np.all(np.isfinite(quat)):
-        raise MessageError(f"{topic}: poses.orientation: expected finite unit quaternions (x, y, z, w)", Problem.NONFINITE)
+        raise MessageError(f"{topic}: poses.orientation: expected finite unit quaternions (x, y, z, w)",
+                           Problem.NONFINITE)
     _check_unit(np.linalg.norm(quat, axis=1), f"{topic}: poses")
-    actions = np.concatenate([pos, quat_to_rotvec(quat_normalize(quat)), np.asarray(msg.gripper, np.float64)[:, None]], axis=1)
+    actions = np.concatenate([pos, quat_to_rotvec(quat_normalize(quat)), np.asarray(msg.gripper, np.float64)[:, None]],
+                             axis=1)
     frame = str(msg.header.frame_id)
     try:
         return ActionChunk(
@@ -271,7 +276,8 @@ def chunk_from_msg(msg: Any, topic: str = "action_chunk", max_steps: int | None 
             actions=actions,
             mode=mode,
             frame_id=frame,
-            reference_pose=pose_to_ee(msg.reference_pose, frame, topic + ".reference_pose") if mode == ActionMode.DELTA else None,
+            reference_pose=pose_to_ee(msg.reference_pose, frame, topic + ".reference_pose") if mode == ActionMode.DELTA
+            else None,
             seq=int(msg.seq),
             policy_id=str(msg.policy_id),
             checkpoint_id=str(msg.checkpoint_id),

@@ -108,7 +108,8 @@ class ObservationSpec:
             raise ConfigError("robot.camera_names: expected at least one camera in the observation")
         if self.gripper_joint and self.gripper_open == self.gripper_closed:
             raise ConfigError(
-                f"robot.gripper_open: must differ from robot.gripper_closed (both {self.gripper_open}) to normalise the gripper"
+                f"robot.gripper_open: must differ from robot.gripper_closed (both {self.gripper_open}) to normalise "
+                "the gripper"
             )
 
     @classmethod
@@ -293,7 +294,8 @@ class ObservationBuilder:
         self.on_problem = on_problem
         self.topics = spec.inputs()
         self.sync = ApproximateTimeSynchronizer(
-            list(self.topics), slop=slop, queue_size=queue_size, pivot=camera_input(spec.pivot.name), labels=self.topics,
+            list(self.topics), slop=slop, queue_size=queue_size, pivot=camera_input(spec.pivot.name),
+            labels=self.topics,
             eager=eager,
         )
         self.stats = BuilderStats()
@@ -390,7 +392,8 @@ class ObservationBuilder:
                     self.pose_monitor = PoseMonitor(self.safety)
         if jumped:
             self._problem(
-                "clock", Problem.CLOCK, f"ROS time jumped back by {back:.3f} s: synchronizer reset (sim restart or bag loop?)", "none"
+                "clock", Problem.CLOCK, f"ROS time jumped back by {back:.3f} s: synchronizer reset (sim restart or bag "
+                                        "loop?)", "none"
             )
 
     def _header_stamp(self, msg: Any, topic: str, now: float) -> tuple[float, int] | InputProblem:
@@ -398,9 +401,11 @@ class ObservationBuilder:
             stamp = msg.header.stamp
             ns = _stamp_ns(stamp)
         except (AttributeError, TypeError, ValueError):
-            return self._problem(topic, Problem.STAMP, f"{topic}: header.stamp: expected builtin_interfaces/Time, got none")
+            return self._problem(topic, Problem.STAMP,
+                                 f"{topic}: header.stamp: expected builtin_interfaces/Time, got none")
         if ns == 0:
-            return self._problem(topic, Problem.STAMP, f"{topic}: header.stamp: expected the capture time, got 0 (unset stamp)")
+            return self._problem(topic, Problem.STAMP,
+                                 f"{topic}: header.stamp: expected the capture time, got 0 (unset stamp)")
         t = msg_decode.stamp_to_sec(stamp)
         ahead = t - now
         # Further ahead than slop, the message would block its input (stamps may not go back)
@@ -442,7 +447,8 @@ class ObservationBuilder:
         age = now - synced.items[name].stamp
         return self._problem(
             topic, Problem.STALE,
-            f"{topic}: observation dropped: header.stamp is {age:.3f} s old, expected at most sync.max_age = {self.max_age:g} s",
+            f"{topic}: observation dropped: header.stamp is {age:.3f} s old, expected at most sync.max_age = "
+            f"{self.max_age:g} s",
             "dropped",
         )
 
@@ -460,7 +466,8 @@ class ObservationBuilder:
         try:
             if compressed:
                 if len(msg.data) == 0:
-                    raise MessageError(f"{topic}: data: empty compressed image (format {msg.format!r}); expected jpeg or png bytes")
+                    raise MessageError(f"{topic}: data: empty compressed image (format {msg.format!r}); expected jpeg "
+                                       "or png bytes")
                 size = compressed_image_size(msg.data)
                 if size is None:
                     return self._problem(
@@ -503,11 +510,13 @@ class ObservationBuilder:
         order = self.spec.joint_names  # an empty `name` list is mapped by position in this order
         if names is None:
             if not len(msg.name):
-                return self._problem(topic, Problem.MISSING_JOINT, f"{topic}: name: empty, and robot.joint_names is empty; "
+                return self._problem(topic, Problem.MISSING_JOINT,
+                                     f"{topic}: name: empty, and robot.joint_names is empty; "
                                      "set robot.joint_names to map the positions by position")
             names = tuple(n for n in msg.name if n != self.spec.gripper_joint)
             if not names:
-                return self._problem(topic, Problem.MISSING_JOINT, f"{topic}: name: expected arm joints, got {list(msg.name)}")
+                return self._problem(topic, Problem.MISSING_JOINT,
+                                     f"{topic}: name: expected arm joints, got {list(msg.name)}")
         try:
             positions = msg_decode.joint_positions(msg, names, topic, order)
             gripper = self._gripper(msg, topic, order)
@@ -542,7 +551,8 @@ class ObservationBuilder:
         base = self.spec.base_frame
         if frame and base and frame != base:
             return self._problem(
-                topic, Problem.FRAME, f"{topic}: header.frame_id: expected {base!r} (robot.base_frame) or empty, got {frame!r}"
+                topic, Problem.FRAME, f"{topic}: header.frame_id: expected {base!r} (robot.base_frame) or empty, got "
+                                      f"{frame!r}"
             )
         pose = decoded
         if pose is None:
@@ -624,7 +634,8 @@ class ObservationBuilder:
         pivot_ns = synced.items[camera_input(self.spec.pivot.name)].value[0]
         try:
             obs = Observation(
-                stamp=synced.stamp, images=images, joint_positions=joints, ee_pose=ee, gripper=gripper, instruction=instruction
+                stamp=synced.stamp, images=images, joint_positions=joints, ee_pose=ee, gripper=gripper,
+                instruction=instruction
             )
         except ValueError as exc:
             self._problem(self.spec.pivot.topic, Problem.DECODE, f"{self.spec.pivot.topic}: {exc}")
@@ -644,6 +655,7 @@ class ObservationBuilder:
         if not text and newest is not None and now - newest > self.max_age:
             text = f"newest synchronized observation is {now - newest:.2f} s old (sync.max_age {self.max_age:g} s)"
         if not self._instruction and not self.allow_empty_instruction:
-            text = (text + "; " if text else "") + f"no instruction (publish on {self.spec.instruction_topic or 'the instruction topic'})"
+            text = (text + "; " if text
+                    else "") + f"no instruction (publish on {self.spec.instruction_topic or 'the instruction topic'})"
         return text
 

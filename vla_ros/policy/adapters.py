@@ -26,7 +26,7 @@ from vla_ros.core.config import ActionMapConfig, ConfigError, StateMapConfig
 from vla_ros.core.rotations import quat_conj, quat_mul, quat_to_matrix, quat_to_rotvec, rotvec_to_quat
 from vla_ros.core.types import ACTION_DIM, UNKNOWN_GRIPPER_OPENING, ActionMode, EEPose, Observation
 from vla_ros.policy.base import PolicyMetadata
-from vla_ros.policy.rotation_forms import SIZES, from_quat, rotvec_nearest, to_quat
+from vla_ros.policy.rotation_forms import from_quat, rotvec_nearest, to_quat
 
 STATE_PART_SIZES = {"ee_position": 3, "ee_rotvec": 3, "ee_euler_xyz": 3, "ee_quat_xyzw": 4, "ee_quat_wxyz": 4,
                     "gripper": 1, "gripper_fingers": 2}
@@ -48,14 +48,15 @@ def joint_space_message(action_dim: int, where: str = "", declared: bool = False
 
     `importing`: the sentence for `vla-ros import`, which reads 7-dim actions only."""
     layout = _KNOWN_JOINT_LAYOUTS.get(action_dim)
-    what = (f"policy.action_map.space is 'joints': the {action_dim} action dims ({_dims(range(action_dim))}) are declared "
-            "joint-space" if declared else
+    what = (f"policy.action_map.space is 'joints': the {action_dim} action dims ({_dims(range(action_dim))}) are "
+            "declared joint-space" if declared else
             f"the action has {action_dim} dims ({_dims(range(action_dim))}), not the native 7-dim end-effector layout"
             + (f"; {action_dim} dims is the {layout} layout" if layout else ""))
     instead = ("vla-ros import reads 7-dim actions, whose end-effector layout policy.action_map then maps"
-               if importing else "an end-effector checkpoint with another layout runs with policy.action_map.space 'ee'")
-    return (f"{where + ': ' if where else ''}{what}. Refused: vla_ros commands the end effector (x y z rotation gripper) "
-            f"and does not run joint-space policies (DROID, ALOHA); {instead} (docs/pretrained.md)")
+               if importing else "an end-effector checkpoint with another layout runs with policy.action_map.space "
+                                 "'ee'")
+    return (f"{where + ': ' if where else ''}{what}. Refused: vla_ros commands the end effector (x y z rotation "
+            f"gripper) and does not run joint-space policies (DROID, ALOHA); {instead} (docs/pretrained.md)")
 
 
 def _checked(cfg, prefix: str):
@@ -77,7 +78,8 @@ def state_is_native(state_map: StateMapConfig | None) -> bool:
 
 # -- descriptions (the compatibility report) ------------------------------------------------------
 
-def describe_action_map(cfg: ActionMapConfig | None, action_dim: int = ACTION_DIM, native_mode: str = "absolute") -> str:
+def describe_action_map(cfg: ActionMapConfig | None, action_dim: int = ACTION_DIM,
+                        native_mode: str = "absolute") -> str:
     """One line: how the raw action vector becomes the chunk."""
     if is_native(cfg):
         return (f"native {action_dim}-dim layout (x y z rx ry rz gripper 0..1), {native_mode.upper()}")
@@ -90,7 +92,8 @@ def describe_action_map(cfg: ActionMapConfig | None, action_dim: int = ACTION_DI
         ref = "the previous step's target" if cfg.delta_reference == "previous" else "the observation's pose"
         how = f"deltas from {ref} in the {cfg.frame} frame, published as DELTA from the observation's pose"
     if cfg.gripper_dim >= 0:
-        grip = f"gripper dim {cfg.gripper_dim}: {cfg.gripper_closed:g} = closed, {cfg.gripper_open:g} = open -> opening 0..1"
+        grip = (f"gripper dim {cfg.gripper_dim}: {cfg.gripper_closed:g} = closed, {cfg.gripper_open:g} = open "
+                "-> opening 0..1")
     else:
         grip = "no gripper dim (the measured opening is kept)"
     clip = f", clipped to +-{cfg.clip:g} first" if cfg.clip > 0 else ""
@@ -122,8 +125,8 @@ def state_map_problem(cfg: StateMapConfig, state_dim: int) -> str:
         return "policy.state_map.parts: this checkpoint takes no state (io.state_source 'none'); remove the state map"
     if "joints" in cfg.parts:
         if state_dim - fixed < 1:
-            return (f"policy.state_map.parts: {', '.join(cfg.parts)} leave {state_dim - fixed} values for joints of the "
-                    f"checkpoint's {state_dim}-dim state; expected at least 1")
+            return (f"policy.state_map.parts: {', '.join(cfg.parts)} leave {state_dim - fixed} values for joints of "
+                    f"the checkpoint's {state_dim}-dim state; expected at least 1")
         return ""
     if fixed != state_dim:
         return (f"policy.state_map.parts: {' + '.join(f'{p}({STATE_PART_SIZES[p]})' for p in cfg.parts)} make {fixed} "
@@ -176,7 +179,8 @@ class ActionAdapter:
     # raw -> robot
     def gripper_opening(self, raw_gripper: np.ndarray) -> np.ndarray:
         c = self.cfg
-        return np.clip((np.asarray(raw_gripper, dtype=np.float64) - c.gripper_closed) / (c.gripper_open - c.gripper_closed),
+        return np.clip((np.asarray(raw_gripper, dtype=np.float64) - c.gripper_closed)
+                       / (c.gripper_open - c.gripper_closed),
                        0.0, 1.0)
 
     def to_chunk(self, raw: np.ndarray, reference: EEPose | None, gripper: float | None = None) -> np.ndarray:
@@ -202,8 +206,8 @@ class ActionAdapter:
         if c.mode == "absolute":
             return np.concatenate([pos, quat_to_rotvec(q), g[:, None]], axis=1)
         if reference is None:
-            raise ValueError("observation.ee_pose: this policy's actions are end-effector deltas (policy.action_map.mode "
-                             "'delta'), but the pose is missing")
+            raise ValueError("observation.ee_pose: this policy's actions are end-effector deltas "
+                             "(policy.action_map.mode 'delta'), but the pose is missing")
         if c.delta_reference == "observation" and c.frame == "base":  # exactly the DELTA convention already
             return np.concatenate([pos, quat_to_rotvec(q), g[:, None]], axis=1)
         targets = np.empty((a.shape[0], ACTION_DIM))
@@ -275,7 +279,8 @@ class StateAdapter:
         self._near: np.ndarray | None = None
         if "ee_rotvec" in cfg.parts and cfg.rotation_branch == "stats_mean":
             if state_mean is None:
-                raise ConfigError("policy.state_map.rotation_branch: 'stats_mean' needs the checkpoint's state norm stats")
+                raise ConfigError("policy.state_map.rotation_branch: 'stats_mean' needs the checkpoint's state norm "
+                                  "stats")
             offset = sum(n for p, n in self.parts[: cfg.parts.index("ee_rotvec")])
             self._near = np.asarray(state_mean, dtype=np.float64)[offset: offset + 3]
 
@@ -301,8 +306,8 @@ class StateAdapter:
             raise ValueError(f"observation.ee_pose: this policy's state ({', '.join(c.parts)}) needs the end-effector "
                              "pose, but it is missing")
         if self.needs_gripper and obs.gripper is None:
-            raise ValueError("observation.gripper: this policy's state includes the gripper (policy.state_map.parts), but "
-                             "no opening was measured (robot.gripper_joint)")
+            raise ValueError("observation.gripper: this policy's state includes the gripper (policy.state_map.parts), "
+                             "but no opening was measured (robot.gripper_joint)")
         out = []
         for part, n in self.parts:
             if part == "ee_position":
@@ -318,7 +323,8 @@ class StateAdapter:
             else:  # joints
                 joints = obs.joint_positions
                 if joints is None:
-                    raise ValueError("observation.joint_positions: this policy's state includes the joints, but they are missing")
+                    raise ValueError("observation.joint_positions: this policy's state includes the joints, but they "
+                                     "are missing")
                 if joints.shape[0] != n:
                     raise ValueError(f"observation.joint_positions: this policy's state takes {n} joints "
                                      f"(policy.state_map.parts), got {joints.shape[0]}")

@@ -42,7 +42,8 @@ class PolicyMetadata:
 
     def __post_init__(self) -> None:
         if self.state_source not in STATE_SOURCES:
-            raise ValueError(f"policy metadata state_source: expected one of {STATE_SOURCES}, got {self.state_source!r}")
+            raise ValueError(f"policy metadata state_source: expected one of {STATE_SOURCES}, got "
+                             f"{self.state_source!r}")
         if self.horizon < 1:
             raise ValueError(f"policy metadata horizon: expected >= 1, got {self.horizon}")
         if not self.dt > 0:

@@ -67,7 +67,8 @@ def checkpoint_dir(path: str | os.PathLike | None) -> Path:
     if not p.exists():
         raise FileNotFoundError(f"{p}: checkpoint directory not found")
     if not p.is_dir():
-        raise CheckpointError(f"{p}: a checkpoint is a directory (config.json, {WEIGHTS_FILE}, tokenizer, norm stats), got a file")
+        raise CheckpointError(f"{p}: a checkpoint is a directory (config.json, {WEIGHTS_FILE}, tokenizer, norm stats), "
+                              "got a file")
     return p
 
 
@@ -97,7 +98,8 @@ def weight_files(directory: Path) -> list[Path]:
     raise CheckpointError(f"{single}: weights not found (expected {WEIGHTS_FILE} or {WEIGHTS_INDEX_FILE})")
 
 
-def read_state_dict(files: list[Path], device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Path]]:
+def read_state_dict(files: list[Path],
+                    device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Path]]:
     """All tensors of the safetensors files -> (state dict, tensor name -> file it came from)."""
     tensors: dict[str, torch.Tensor] = {}
     origin: dict[str, Path] = {}
@@ -153,11 +155,13 @@ def load_into(module: nn.Module, state: dict[str, torch.Tensor], origin: dict[st
     missing = [k for k in expected if k not in state]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise CheckpointError(f"{where}: missing tensor {missing[0]!r}{more}; the checkpoint does not match its config.json")
+        raise CheckpointError(f"{where}: missing tensor {missing[0]!r}{more}; the checkpoint does not match its "
+                              "config.json")
     unexpected = [k for k in state if k not in expected]
     if unexpected:
         more = f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""
-        raise CheckpointError(f"{origin[unexpected[0]]}: unexpected tensor {unexpected[0]!r}{more}; the checkpoint does not match its config.json")
+        raise CheckpointError(f"{origin[unexpected[0]]}: unexpected tensor {unexpected[0]!r}{more}; the checkpoint "
+                              "does not match its config.json")
     for k, ref in expected.items():
         if tuple(state[k].shape) != tuple(ref.shape):
             raise CheckpointError(

@@ -19,7 +19,8 @@ from vla_ros.policy import adapters
 from vla_ros.policy.base import PolicyMetadata
 
 # How each io.image_resize reads in the compatibility report.
-_RESIZE_WORDS = {"bilinear": "resize with pad, bilinear", "bilinear_top_left": "resize with pad on the top and left, bilinear",
+_RESIZE_WORDS = {"bilinear": "resize with pad, bilinear",
+                 "bilinear_top_left": "resize with pad on the top and left, bilinear",
                  "antialias": "antialiased"}
 
 
@@ -56,7 +57,8 @@ def _mapped(meta: PolicyMetadata, policy: PolicyConfig | None) -> tuple[PolicyMe
         if problem:
             problems.append(f"{who}: {problem}")
     if meta.extra.get("loaded"):
-        if meta.extra.get("adapters", adapters.adapter_settings(None, None)) != adapters.adapter_settings(action_map, state_map):
+        if (meta.extra.get("adapters", adapters.adapter_settings(None, None))
+                != adapters.adapter_settings(action_map, state_map)):
             problems.append(f"{who} was loaded without the configured policy.action_map / policy.state_map "
                             "(load it with vla_ros.policy.registry.load_configured_policy)")
         return meta, problems
@@ -111,11 +113,11 @@ def compatibility_problems(meta: PolicyMetadata, robot: RobotConfig, policy: Pol
         )
     problems += _state_problems(meta, robot, who, where)
     if meta.action_mode.name == "DELTA" and not robot.ee_pose_topic:
-        problems.append(f"{who} predicts DELTA actions (offsets from the measured end-effector pose) but {where} has no "
-                        "robot.ee_pose_topic")
+        problems.append(f"{who} predicts DELTA actions (offsets from the measured end-effector pose) but {where} has "
+                        "no robot.ee_pose_topic")
     if meta.extra.get("norm_stats") == "missing":
-        problems.append(f"{who} uses {meta.extra.get('normalization')} normalisation but its checkpoint has no norm stats "
-                        "(norm_stats.json); re-import it")
+        problems.append(f"{who} uses {meta.extra.get('normalization')} normalisation but its checkpoint has no norm "
+                        "stats (norm_stats.json); re-import it")
     return problems
 
 
@@ -131,7 +133,8 @@ def timing_problems(meta: PolicyMetadata, policy: PolicyConfig) -> list[str]:
 
 
 def _all_problems(meta: PolicyMetadata, robot: RobotConfig, policy: PolicyConfig | None, timing: bool) -> list[str]:
-    return compatibility_problems(meta, robot, policy) + (timing_problems(meta, policy) if policy is not None and timing else [])
+    return (compatibility_problems(meta, robot, policy)
+            + (timing_problems(meta, policy) if policy is not None and timing else []))
 
 
 def check_compatible(meta: PolicyMetadata, robot: RobotConfig, policy: PolicyConfig | None = None, *,
@@ -176,8 +179,8 @@ def compatibility_report(meta: PolicyMetadata, robot: RobotConfig, policy: Polic
     if "norm_stats" in extra or "normalization" in extra:
         lines.append(f"  norm stats: {extra.get('normalization', '?')}, {extra.get('norm_stats', 'present')}")
     if robot.gripper_joint:
-        grip = (f"robot.gripper_joint {robot.gripper_joint!r}: {robot.gripper_closed:g} closed .. {robot.gripper_open:g} "
-                "open (robot units) <-> opening 0..1")
+        grip = (f"robot.gripper_joint {robot.gripper_joint!r}: {robot.gripper_closed:g} closed .. "
+                f"{robot.gripper_open:g} open (robot units) <-> opening 0..1")
     else:
         grip = "no robot.gripper_joint: the opening is commanded, none is measured"
     action_map = policy.action_map if policy is not None else None

@@ -99,7 +99,8 @@ class ImagePreprocessor:
     [0, 1] images resized as openpi / LeRobot do (`resize_with_pad_float`).
     """
 
-    def __init__(self, cameras: Sequence[str], size: int, device: str | torch.device = "cpu", resize: str = "antialias"):
+    def __init__(self, cameras: Sequence[str], size: int, device: str | torch.device = "cpu",
+                 resize: str = "antialias"):
         if resize not in _FLOAT_RESIZES and resize != "antialias":
             raise ValueError(f"image_resize: expected 'antialias', 'bilinear' or 'bilinear_top_left', got {resize!r}")
         self.cameras = tuple(cameras)
@@ -112,7 +113,8 @@ class ImagePreprocessor:
     def image(self, rgb: np.ndarray) -> torch.Tensor:
         """One HxWx3 uint8 RGB image -> [3, S, S] on the device (uint8, or float32 for 'bilinear')."""
         if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
-            raise ValueError(f"image: expected HxWx3 uint8 RGB, got {getattr(rgb, 'shape', None)} {getattr(rgb, 'dtype', type(rgb))}")
+            raise ValueError(f"image: expected HxWx3 uint8 RGB, got {getattr(rgb, 'shape', None)} "
+                             f"{getattr(rgb, 'dtype', type(rgb))}")
         t = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device, non_blocking=True)  # one uint8 upload
         if self._float_resize is not None:
             return self._float_resize(t.permute(2, 0, 1).to(torch.float32) / 255.0, self.size)
@@ -121,14 +123,16 @@ class ImagePreprocessor:
     def batch(self, images: Mapping[str, torch.Tensor], batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Float [B, 3, H, W] tensors in [0, 1] per camera (a dataset batch, as LeRobot feeds its policy)
         -> ([B, C, 3, S, S], present [B, C]); a camera absent from `images` is masked out."""
-        out = torch.zeros((batch_size, len(self.cameras), 3, self.size, self.size), dtype=self.dtype, device=self.device)
+        out = torch.zeros((batch_size, len(self.cameras), 3, self.size, self.size), dtype=self.dtype,
+                          device=self.device)
         present = torch.zeros((batch_size, len(self.cameras)), dtype=torch.bool, device=self.device)
         for i, name in enumerate(self.cameras):
             img = images.get(name)
             if img is None:
                 continue
             if img.dim() != 4 or img.shape[0] != batch_size or img.shape[1] != 3 or not img.is_floating_point():
-                raise ValueError(f"images[{name!r}]: expected float [{batch_size}, 3, H, W] in [0, 1], got {tuple(img.shape)} {img.dtype}")
+                raise ValueError(f"images[{name!r}]: expected float [{batch_size}, 3, H, W] in [0, 1], got "
+                                 f"{tuple(img.shape)} {img.dtype}")
             img = img.to(self.device)
             if self._float_resize is not None:
                 out[:, i] = self._float_resize(img, self.size)

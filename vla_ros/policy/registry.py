@@ -71,7 +71,8 @@ def load_configured_policy(pcfg: PolicyConfig) -> Policy:
 
     Errors are re-raised as one exception whose text names the parameters.
     """
-    where = f"policy.type={pcfg.type!r}, policy.checkpoint={pcfg.checkpoint or '(default)'!r}, policy.device={pcfg.device!r}"
+    where = (f"policy.type={pcfg.type!r}, policy.checkpoint={pcfg.checkpoint or '(default)'!r}, "
+             f"policy.device={pcfg.device!r}")
     try:
         policy = load_policy(pcfg.type, pcfg.checkpoint, device=pcfg.device, dtype=pcfg.dtype)
     except Exception as exc:  # noqa: BLE001 - whatever a plugin raises, report it with our parameters

@@ -175,7 +175,8 @@ def sentencepiece_tokenizer(path: str | os.PathLike) -> Tokenizer:
     if not pieces:
         raise ValueError(f"{path}: not a SentencePiece model (no pieces)")
     if trainer.get(_TRAINER_MODEL_TYPE, 1) != _BPE:
-        raise ValueError(f"{path}: only SentencePiece BPE models (PaliGemma's) are supported; convert it to tokenizer.json")
+        raise ValueError(f"{path}: only SentencePiece BPE models (PaliGemma's) are supported; convert it to "
+                         "tokenizer.json")
     name = norm.get(_NORM_NAME, b"nmt_nfkc")
     if name != b"identity" or norm.get(_NORM_ADD_DUMMY_PREFIX, 1):
         raise ValueError(f"{path}: normaliser {name!r} / dummy prefix not supported (PaliGemma: identity, none); "

@@ -326,7 +326,8 @@ class Bag:
             profile = sniff_mcap_profile(f)
             if profile is not None and profile != "ros2":
                 raise BagError(f"bag {self.path}: {f.name} is not a ROS 2 recording: its mcap profile is "
-                               f"{profile or 'empty'!r} (e.g. a JSON / Foxglove recording), not 'ros2' with CDR messages")
+                               f"{profile or 'empty'!r} (e.g. a JSON / Foxglove recording), not 'ros2' with CDR "
+                               "messages")
         kind = "mcap file" if mcaps else "sqlite3 database"
         try:
             reader = recovery_reader(files)
@@ -364,7 +365,8 @@ class Bag:
         except _read_errors() as exc:
             if n == 0:
                 self.close()
-                raise BagError(f"bag {self.path}: cannot read any message: {_describe(exc)} (truncated or corrupt file?)") from None
+                raise BagError(f"bag {self.path}: cannot read any message: {_describe(exc)} (truncated or corrupt "
+                               "file?)") from None
         return n
 
     def _scan_times(self) -> tuple[int, int]:
@@ -421,7 +423,8 @@ class Bag:
             if info is None:
                 problems.append(f"topic {topic} ({why}) is not in the bag")
             elif info.msgtype in self.unknown_types:
-                problems.append(f"topic {topic} ({why}) has unknown type {info.msgtype}: {self.unknown_types[info.msgtype]}")
+                problems.append(f"topic {topic} ({why}) has unknown type {info.msgtype}: "
+                                f"{self.unknown_types[info.msgtype]}")
             elif types and info.msgtype not in types:
                 problems.append(f"topic {topic} ({why}) has type {info.msgtype}, expected {' or '.join(types)}")
             elif info.count == 0:
@@ -439,7 +442,8 @@ class Bag:
         """
         wanted = None if topics is None else set(topics)
         modern = self._msgtypes
-        conns = [c for c in self._conns if (wanted is None or c.topic in wanted) and modern[c.msgtype] not in self.unknown_types]
+        conns = [c for c in self._conns if (wanted is None or c.topic in wanted)
+                 and modern[c.msgtype] not in self.unknown_types]
         self.truncated = ""
         if not conns:
             return
@@ -457,7 +461,8 @@ class Bag:
                 return
             except errors as exc:
                 if n == 0:
-                    raise BagError(f"bag {self.path}: cannot read messages: {_describe(exc)} (truncated or corrupt file?)") from None
+                    raise BagError(f"bag {self.path}: cannot read messages: {_describe(exc)} (truncated or corrupt "
+                                   "file?)") from None
                 self.truncated = (
                     f"bag {self.path}: reading stopped after {n} messages at t = {last_t * 1e-9:.3f} s: "
                     f"{_describe(exc)} (truncated file?); the rest of the bag is skipped"

@@ -1,11 +1,12 @@
-"""The embedded demo (`make demo` = `vla-ros demo`): expert episodes in the simulator -> a trained tiny policy -> closed loop.
+"""The embedded demo (`make demo` = `vla-ros demo`): expert episodes in the simulator -> a trained tiny policy ->
+closed loop.
 
 1. Record demonstrations in the MuJoCo tabletop (`vla_ros.sim`, robot profile ``sim_panda``): the
    task's scripted expert runs closed loop through the executor (`vla-ros sim-eval`'s code) and
    each episode is written as a bag with the topics of a real recording (scene and wrist cameras,
    joint states, EE pose, instruction, the executor's commands). Later seeds are held out.
 2. Build a tiny flow-matching checkpoint (`make_tiny_checkpoint`: small images, a small backbone)
-   and train it on the training bags with the policy's own flow-matching loss
+   and train it (`vla_ros.policy.training`) on the training bags with the policy's own flow-matching loss
    (`FlowMatchingPolicy.compute_norm_stats` / `make_training_batch` / `compute_loss`), bounded by
    a wall-clock budget (default 150 s on the CPU) with a progress bar; save it (`policy.save`).
 3. Closed loop on the held-out seeds (`vla_ros.sim.evaluate.run_sim_eval`): success rates of the
@@ -33,12 +34,12 @@ import numpy as np
 
 from vla_ros.core.config import ConfigError, VlaConfig, load_config
 from vla_ros.core.schema import deep_merge
+from vla_ros.policy.training.train import TrainStats, train_policy
 
 SMALL_MODEL = {
     "backbone": {"hidden_size": 64, "intermediate_size": 128, "head_dim": 16},
     "expert": {"hidden_size": 32, "intermediate_size": 64},
 }
-MAX_TRAIN_SECONDS = 180.0
 DEMO_EPISODE_SECONDS = 6.0
 
 
@@ -62,19 +63,6 @@ class DemoSettings:
     overrides: dict = field(default_factory=dict)  # config overrides for recording and evaluation
     # Model-config overrides deep-merged over SMALL_MODEL (e.g. {"expert": {"attention": "cross"}}).
     model: dict = field(default_factory=dict)
-
-
-@dataclass
-class TrainStats:
-    steps: int
-    seconds: float
-    losses: list[float]
-    samples: int
-
-    @property
-    def final_loss(self) -> float:
-        tail = self.losses[-50:]
-        return float(np.mean(tail)) if tail else float("nan")
 
 
 @dataclass
@@ -126,72 +114,15 @@ def _config(profile: Path, checkpoint: str | Path, overrides: dict | None, base:
 
 
 def demo_config(checkpoint: str | Path = "", overrides: dict | None = None, base: list[str] | None = None) -> VlaConfig:
-    """default + sim_tabletop robot profile (the synthetic bags), the flow_matching policy at `checkpoint`, + overrides."""
+    """default + sim_tabletop robot profile (the synthetic bags), the flow_matching policy at `checkpoint`,
+    + overrides."""
     return _config(sim_robot_profile(), checkpoint, overrides, base)
 
 
-def sim_demo_config(checkpoint: str | Path = "", overrides: dict | None = None, base: list[str] | None = None) -> VlaConfig:
+def sim_demo_config(checkpoint: str | Path = "", overrides: dict | None = None,
+                    base: list[str] | None = None) -> VlaConfig:
     """default + sim_panda robot profile (the simulator), the flow_matching policy at `checkpoint`, + overrides."""
     return _config(sim_panda_profile(), checkpoint, overrides, base)
-
-
-def train_policy(policy, observations, actions, *, seconds: float, max_steps: int, batch_size: int = 32,
-                 lr: float = 1e-3, seed: int = 0, progress: bool = True) -> TrainStats:
-    """Train all of `policy.model` with AdamW on the flow-matching loss until `seconds` or `max_steps`.
-
-    Learning rate: linear warm-up over 20 steps, then cosine decay over the budget (time or steps,
-    whichever runs out first). The model is left in eval mode with gradients off.
-    """
-    import torch
-
-    from vla_ros.policy.flow_matching.train import set_trainable
-
-    seconds = min(float(seconds), MAX_TRAIN_SECONDS)
-    policy.set_norm_stats(policy.compute_norm_stats(observations, actions))
-    batch = policy.make_training_batch(observations, actions)
-    n = int(batch["actions"].shape[0])
-    bs = min(batch_size, n)
-    params = set_trainable(policy, "none")
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    gen = torch.Generator().manual_seed(seed)
-    losses: list[float] = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=max_steps, desc=f"train (<= {seconds:.0f} s)", unit="step")
-    model = policy.model
-    model.train()
-    t0 = time.perf_counter()
-    step = 0
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            while step < max_steps:
-                elapsed = time.perf_counter() - t0
-                if elapsed >= seconds:
-                    break
-                frac = max(elapsed / seconds, step / max_steps)
-                for g in opt.param_groups:
-                    g["lr"] = lr * min(1.0, (step + 1) / 20) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
-                idx = torch.randint(0, n, (bs,), generator=gen).to(batch["actions"].device)
-                loss = policy.compute_loss({k: v[idx] for k, v in batch.items()})
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-                losses.append(float(loss.detach()))
-                step += 1
-                if bar is not None:
-                    bar.update(1)
-                    if step % 10 == 0:
-                        bar.set_postfix(loss=f"{np.mean(losses[-10:]):.4f}", s=f"{elapsed:.0f}")
-    finally:
-        if bar is not None:
-            bar.close()
-        model.requires_grad_(False)
-        model.eval()
-    return TrainStats(step, time.perf_counter() - t0, losses, n)
 
 
 def _clean_out(out: Path) -> None:
@@ -224,8 +155,8 @@ def run_demo(settings: DemoSettings | None = None, log: Callable[[str], None] = 
     from vla_ros.policy.flow_matching.policy import FlowMatchingPolicy
     from vla_ros.policy.flow_matching.tiny import make_tiny_checkpoint
     from vla_ros.policy.registry import load_configured_policy
+    from vla_ros.policy.training.dataset import samples_from_bags
     from vla_ros.replay import plots as P
-    from vla_ros.replay.dataset import samples_from_bags
     from vla_ros.replay.evaluate import run_evaluation
     from vla_ros.replay.report import _img, _summary_html, clean, mean_row
     from vla_ros.sim.evaluate import EXPERT, HOLD, POLICY, run_sim_eval
@@ -241,7 +172,8 @@ def run_demo(settings: DemoSettings | None = None, log: Callable[[str], None] = 
                  **s.overrides}
     train_seed, test_seed = s.seed * 1000, s.seed * 1000 + s.n_train
 
-    log(f"[1/4] simulator ({s.task}): scripted expert, {s.n_train} training + {s.n_test} held-out episodes -> {out / 'bags'}")
+    log(f"[1/4] simulator ({s.task}): scripted expert, {s.n_train} training + {s.n_test} held-out episodes -> "
+        f"{out / 'bags'}")
     t0 = time.perf_counter()
     rec_cfg = sim_demo_config("", overrides)
     train_bags, train_sum = record_demonstrations(rec_cfg, out / "bags" / "train", s.task, s.n_train, train_seed,
@@ -249,10 +181,11 @@ def run_demo(settings: DemoSettings | None = None, log: Callable[[str], None] = 
     test_bags, _ = record_demonstrations(rec_cfg, out / "bags" / "test", s.task, s.n_test, test_seed,
                                          horizon=horizon, dt=dt, progress=s.progress)
     t_gen = time.perf_counter() - t0
-    log(f"      {len(train_bags) + len(test_bags)} bags, expert success {train_sum['success_rate']:.0%} on the training "
-        f"seeds, {train_sum['sim_seconds']:.0f} s of training recordings, in {t_gen:.1f} s")
+    log(f"      {len(train_bags) + len(test_bags)} bags, expert success {train_sum['success_rate']:.0%} on the "
+        f"training seeds, {train_sum['sim_seconds']:.0f} s of training recordings, in {t_gen:.1f} s")
 
-    log(f"[2/4] tiny flow-matching policy ({s.image_size} px, {s.action_mode} actions), training <= {s.train_seconds:.0f} s")
+    log(f"[2/4] tiny flow-matching policy ({s.image_size} px, {s.action_mode} actions), training <= "
+        f"{s.train_seconds:.0f} s")
     init = make_tiny_checkpoint(out / "checkpoint_init", seed=s.seed, cameras=("primary", "wrist"),
                                 image_size=s.image_size, patch_size=s.patch_size, horizon=horizon, dt=dt,
                                 action_mode=s.action_mode, max_text_tokens=8,
@@ -265,8 +198,8 @@ def run_demo(settings: DemoSettings | None = None, log: Callable[[str], None] = 
     ckpt = policy.save(out / "checkpoint")
     policy.close()
     shutil.rmtree(out / "checkpoint_init", ignore_errors=True)
-    log(f"      {stats.steps} steps on {stats.samples} samples in {stats.seconds:.1f} s; final loss {stats.final_loss:.4f}"
-        f" (first steps {np.mean(stats.losses[:10]):.3f}); checkpoint {ckpt}")
+    log(f"      {stats.steps} steps on {stats.samples} samples in {stats.seconds:.1f} s; final loss "
+        f"{stats.final_loss:.4f} (first steps {np.mean(stats.losses[:10]):.3f}); checkpoint {ckpt}")
 
     t0 = time.perf_counter()
     cfg = sim_demo_config(ckpt, overrides)
@@ -282,8 +215,8 @@ def run_demo(settings: DemoSettings | None = None, log: Callable[[str], None] = 
                  f"{len(train_bags)} recorded expert episodes (seeds {train_seed}..{train_seed + s.n_train - 1}) in "
                  f"{stats.seconds:.1f} s; final loss {stats.final_loss:.4f}. Closed loop on the held-out seeds "
                  f"{test_seed}..{test_seed + s.n_test - 1}.</p>" + (_img(loss_png, "training loss") if loss_png else "")
-                 + "<h2>Replay on the held-out expert bags (open loop)</h2><p class='muted'>What the trained policy would "
-                 "have commanded on the expert's recordings, vs hold (details: <a href='../replay/index.html'>"
+                 + "<h2>Replay on the held-out expert bags (open loop)</h2><p class='muted'>What the trained policy "
+                 "would have commanded on the expert's recordings, vs hold (details: <a href='../replay/index.html'>"
                  "replay/index.html</a>).</p>" + _summary_html(ev.rows))
         sim = run_sim_eval(cfg, trained, task=s.task, episodes=s.n_test, seed=test_seed, out_dir=out / "report",
                            progress=s.progress, extra_html=extra, log=log,
@@ -296,7 +229,8 @@ def run_demo(settings: DemoSettings | None = None, log: Callable[[str], None] = 
     numbers: dict[str, Any] = {
         "task": s.task, "train_steps": stats.steps, "train_seconds": stats.seconds, "train_samples": stats.samples,
         "final_loss": stats.final_loss, "first_loss": float(np.mean(stats.losses[:10])) if stats.losses else None,
-        "generate_seconds": t_gen, "eval_seconds": t_eval, "episodes": {"train": len(train_bags), "test": len(test_bags)},
+        "generate_seconds": t_gen, "eval_seconds": t_eval,
+        "episodes": {"train": len(train_bags), "test": len(test_bags)},
         "closed_loop": {lane: {k: sim.summary[lane][k] for k in ("success_rate", "successes", "episodes",
                                                                   "time_to_success_s", "final_distance_m")}
                         for lane in (POLICY, HOLD, EXPERT)},
@@ -306,6 +240,7 @@ def run_demo(settings: DemoSettings | None = None, log: Callable[[str], None] = 
             pol, hold = mean[key]["policy"], mean[key]["hold"]
             numbers[key] = {"policy": pol, "hold": hold,
                             "hold_over_policy": hold / pol if pol and math.isfinite(pol) and pol > 0 else None}
-    (out / "demo.json").write_text(json.dumps(clean({"settings": asdict(s), "numbers": numbers}), indent=2, default=str) + "\n")
+    (out / "demo.json").write_text(
+        json.dumps(clean({"settings": asdict(s), "numbers": numbers}), indent=2, default=str) + "\n")
     return DemoResult(out, sim.report_path, sim.metrics_path, ev.report_path, Path(ckpt), stats, t_gen, t_eval, numbers,
                       sim.table, ev.table)

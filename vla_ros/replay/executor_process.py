@@ -1,6 +1,6 @@
 """The executor half of a batched replay, run in a second process beside the main one.
 
-In a batched replay (`vla_ros.replay.evaluate`, ``replay.batch_size`` > 1) a lane's executor only
+In a batched replay (`vla_ros.replay.execution.RemoteExecution`, ``replay.batch_size`` > 1) a lane's executor only
 ever sees recorded events - control ticks with their feedback pose, and chunk arrivals once their
 batch is inferred - and nothing it computes is needed before the end of the bag (no queue
 trigger, no RTC). So the events can be streamed to another process that owns the lanes'
@@ -34,8 +34,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from vla_ros.core.config import VlaConfig, config_from_dict
-from vla_ros.core.executor import ChunkExecutor, ExecutorStatusData
+from vla_ros.core.executor import ExecutorStatusData
+from vla_ros.core.executor_runtime import ExecutorRuntime
 from vla_ros.replay import wire
+from vla_ros.replay.command_log import CommandLog
 
 TICK, ARRIVAL = "tick", "arrival"
 
@@ -53,68 +55,43 @@ class LaneExecution:
     """A lane's executor output: commands at every tick, one submit result per arrival, final status."""
 
     commands: dict[str, np.ndarray]  # the keys of `Lane.arrays`
-    submits: list[tuple[bool, str, int]]  # (accepted, reason, skipped) per arrival, in order
+    submits: list[tuple[bool, str, int]]  # (accepted, reason, skipped) per admitted arrival, in order
     status: ExecutorStatusData
     seconds: float  # executor time spent in the second process
 
 
-class CommandLog:
-    """A lane's executor commands, one row per tick, as the arrays the metrics read (`Lane.arrays`).
+class _Collector:
+    """Runs one lane's executor over its events and keeps what `LaneExecution` returns.
 
-    Shared by the in-process lane and the second process, so both produce the same arrays.
+    The same driving loop as the node and an in-process lane (`ExecutorRuntime.step`: tick on the
+    recorded feedback pose, then admit the chunks that arrived before it).
     """
 
-    def __init__(self) -> None:
-        self.rows: list[tuple] = []
-
-    def add(self, now: float, cmd: Any) -> None:
-        self.rows.append((now, cmd.position, cmd.orientation, np.nan if cmd.gripper is None else float(cmd.gripper),
-                          cmd.linear, cmd.angular, bool(cmd.hold), bool(cmd.limits)))
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        n = len(self.rows)
-        cols = list(zip(*self.rows)) if n else [()] * 8
-        return {
-            "t": np.asarray(cols[0], np.float64),
-            "position": np.asarray(cols[1], np.float64).reshape(n, 3),
-            "quat": np.asarray(cols[2], np.float64).reshape(n, 4),
-            "gripper": np.asarray(cols[3], np.float64),
-            "linear": np.asarray(cols[4], np.float64).reshape(n, 3),
-            "angular": np.asarray(cols[5], np.float64).reshape(n, 3),
-            "hold": np.asarray(cols[6], bool),
-            "clamped": np.asarray(cols[7], bool),
-        }
-
-
-class _Collector:
-    """Runs one lane's executor over its events and keeps what `LaneExecution` returns."""
-
     def __init__(self, cfg: VlaConfig):
-        self.executor = ChunkExecutor.from_config(cfg)
+        self.runtime = ExecutorRuntime(cfg)
         self.commands = CommandLog()
         self.submits: list[tuple[bool, str, int]] = []
         self.seconds = 0.0
 
     def run(self, events: list[tuple]) -> None:
         t0 = time.perf_counter()
-        ex = self.executor
+        rt, fb = self.runtime, self.runtime.feedback
         for ev in events:
             if ev[0] == TICK:
                 _, now, pos, quat, pose_time = ev
-                pose = None if pos is None else _Pose(np.array(pos), np.array(quat))
-                cmd = ex.tick(now, pose, pose_time)
+                fb.pose, fb.time = (None if pos is None else _Pose(np.array(pos), np.array(quat))), pose_time
+                cmd, admitted = rt.step(now)
                 if cmd is not None:
                     self.commands.add(now, cmd)
+                self.submits.extend((bool(res.accepted), str(res.reason), int(res.skipped)) for _, res in admitted)
             else:
-                res = ex.submit(ev[2], ev[1])
-                self.submits.append((bool(res.accepted), str(res.reason), int(res.skipped)))
+                rt.receive_chunk(ev[2], ev[1])
         self.seconds += time.perf_counter() - t0
 
     def result(self, now: float) -> LaneExecution:
-        return LaneExecution(self.commands.arrays(), self.submits, self.executor.status(now), self.seconds)
+        """At the end: chunks that arrived after the last tick enter the plan too (as in a lane)."""
+        self.submits.extend((bool(res.accepted), str(res.reason), int(res.skipped)) for _, res in self.runtime.admit())
+        return LaneExecution(self.commands.arrays(), self.submits, self.runtime.status(now), self.seconds)
 
 
 def _serve(inp: Any, out: Any) -> None:

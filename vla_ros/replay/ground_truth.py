@@ -177,8 +177,8 @@ def select_sources(bag: Bag, cfg: VlaConfig, virtual: dict[str, str] | None = No
         if info.msgtype in _TYPE_KIND:
             return _TYPE_KIND[info.msgtype]
         raise BagError(
-            f"bag {bag.path}: ground truth topic {topic} has type {info.msgtype}; expected PoseStamped, TwistStamped or "
-            f"vla_ros/ActionChunk (replay.ground_truth_type)"
+            f"bag {bag.path}: ground truth topic {topic} has type {info.msgtype}; expected PoseStamped, TwistStamped "
+            f"or vla_ros/ActionChunk (replay.ground_truth_type)"
         )
 
     expected = {"pose": POSE_TYPES, "ee_pose": POSE_TYPES, "twist": TWIST_TYPES, "chunk": CHUNK_TYPES}
@@ -211,8 +211,8 @@ def select_sources(bag: Bag, cfg: VlaConfig, virtual: dict[str, str] | None = No
         raise BagError(f"replay.ground_truth_type: expected one of {', '.join(KINDS)}, got {kind!r}")
     if topics[topic].msgtype not in expected[kind]:
         raise BagError(
-            f"bag {bag.path}: ground truth topic {topic} has type {topics[topic].msgtype}, but replay.ground_truth_type "
-            f"{kind!r} expects {expected[kind][0]}"
+            f"bag {bag.path}: ground truth topic {topic} has type {topics[topic].msgtype}, but "
+            f"replay.ground_truth_type {kind!r} expects {expected[kind][0]}"
         )
     pose_topic, pose_kind = topic, kind
     if kind == "twist":

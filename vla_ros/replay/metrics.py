@@ -169,7 +169,8 @@ def chunk_errors(chunks: Sequence[ActionChunk], gt) -> dict[str, np.ndarray]:
 def chunk_scores(chunks: Sequence[ActionChunk], arrivals: Sequence[float], gt, threshold: float) -> dict[str, Any]:
     errs = chunk_errors(chunks, gt)
     pos, rot = errs["position"], errs["rotation"]
-    by_step = [float(np.nanmean(pos[:, j])) if np.any(np.isfinite(pos[:, j])) else float("nan") for j in range(pos.shape[1])]
+    by_step = [float(np.nanmean(pos[:, j])) if np.any(np.isfinite(pos[:, j])) else float("nan")
+               for j in range(pos.shape[1])]
     dpos, drot = discontinuities(chunks, arrivals)
     return {
         "count": len(chunks),
@@ -182,7 +183,8 @@ def chunk_scores(chunks: Sequence[ActionChunk], arrivals: Sequence[float], gt, t
     }
 
 
-def twist_scores(cmd_times: np.ndarray, cmd_pos: np.ndarray, cmd_quat: np.ndarray, twist, linear: np.ndarray | None = None,
+def twist_scores(cmd_times: np.ndarray, cmd_pos: np.ndarray, cmd_quat: np.ndarray, twist,
+                 linear: np.ndarray | None = None,
                  angular: np.ndarray | None = None) -> dict[str, Any]:
     """Command velocity vs a recorded TwistStamped ground truth, at the twist samples' times.
 

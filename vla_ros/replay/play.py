@@ -37,7 +37,8 @@ _PRIMITIVES = {"bool", "boolean", "byte", "octet", "char", "string", "wstring", 
 
 
 def _base_and_kind(typ: str) -> tuple[str, str, int | None]:
-    """'sequence<uint8>' -> ('uint8', 'sequence', None); 'double[36]' -> ('double', 'array', 36); 'sequence<uint8, 5>' bounded."""
+    """'sequence<uint8>' -> ('uint8', 'sequence', None); 'double[36]' -> ('double', 'array', 36);
+    'sequence<uint8, 5>' bounded."""
     if typ.startswith("sequence<") and typ.endswith(">"):
         inner = typ[len("sequence<"):-1].split(",")[0].strip()
         return inner, "sequence", None
@@ -177,8 +178,8 @@ def play_bag(path: str | Path, *, rate: float = 1.0, loop: bool = False, topics:
                 raise ValueError(f"bag {path}: nothing to publish")
             clock_pub = node.create_publisher(Clock, "/clock", 10) if clock else None
             period = 1.0 / clock_rate if clock and clock_rate > 0 else None
-            log(f"play: {bag.path} ({bag.duration:.1f} s, {len(pubs)} topics) at {rate:g}x{' in a loop' if loop else ''}"
-                f"{', with /clock' if clock else ''}")
+            log(f"play: {bag.path} ({bag.duration:.1f} s, {len(pubs)} topics) at "
+                f"{rate:g}x{' in a loop' if loop else ''}{', with /clock' if clock else ''}")
 
             def publish_clock(t_bag: float) -> None:
                 if clock_pub is None:

@@ -48,13 +48,15 @@ def plot_timeseries(result, path: Path, max_chunks: int = 200) -> Path:
         for d in range(6):
             axes[d].plot(tt, vals[:, d], color=COLORS["truth"], lw=2.0, label="recorded (ground truth)")
     if gt.gripper is not None and len(gt.gripper):
-        axes[6].plot(gt.gripper.times - t0, gt.gripper.values, color=COLORS["truth"], lw=2.0, label="recorded (ground truth)")
+        axes[6].plot(gt.gripper.times - t0, gt.gripper.values, color=COLORS["truth"], lw=2.0,
+                     label="recorded (ground truth)")
     for name, lane in result.lanes.items():
         arr = lane.arrays()
         if arr["t"].size:
             vals = np.concatenate([arr["position"], _unwrap_rotvec(arr["quat"]), arr["gripper"][:, None]], axis=1)
             for d in range(7):
-                axes[d].plot(arr["t"] - t0, vals[:, d], color=COLORS.get(name, "grey"), lw=1.2 if name == "policy" else 1.0,
+                axes[d].plot(arr["t"] - t0, vals[:, d], color=COLORS.get(name, "grey"), lw=1.2 if name == "policy"
+                             else 1.0,
                              alpha=0.9 if name == "policy" else 0.7, label=f"{name} command")
     pol = result.lanes.get("policy")
     if pol is not None:
@@ -97,7 +99,8 @@ def plot_errors(result, path: Path) -> Path:
         if pe.size and np.any(np.isfinite(pe)):
             a2.hist(pe[np.isfinite(pe)] * 100, bins=40, alpha=0.55, color=color,
                     label=f"{name} (mean {np.nanmean(pe) * 100:.2f} cm)")
-            by_step = [np.nanmean(pe[:, j]) * 100 if np.any(np.isfinite(pe[:, j])) else np.nan for j in range(pe.shape[1])]
+            by_step = [np.nanmean(pe[:, j]) * 100 if np.any(np.isfinite(pe[:, j])) else np.nan
+                       for j in range(pe.shape[1])]
             a3.plot(np.arange(len(by_step)), by_step, "o-", color=color, label=name)
     a1.set_title("executed commands: position error")
     a1.set_xlabel("cm")

@@ -14,6 +14,8 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from vla_ros.replay.scoring import HEADLINES, _mean
+
 HEADLINE_LABELS = (
     ("chunk_position_error_m", "chunk position error [cm]", 100.0, "{:.2f}"),
     ("command_position_error_m", "command position error [cm]", 100.0, "{:.2f}"),
@@ -71,8 +73,6 @@ def summary_row(name: str, path: str, metrics: dict | None = None, error: str = 
         if vs is not None:
             row[key] = {"policy": vs[key]["policy"], "hold": vs[key]["hold"]}
         else:
-            from vla_ros.replay.evaluate import HEADLINES, _mean
-
             keys = dict(HEADLINES)[key]
             row[key] = {"policy": _mean(pol, *keys), "hold": float("nan")}
     row["warnings"] = len(metrics.get("warnings", []))
@@ -107,7 +107,8 @@ def _chunk_counts(r: dict[str, Any]) -> str:
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """The summary as aligned text (printed by `vla-ros eval` / `demo`)."""
-    head = ["bag", "dur [s]", "chunks policy / hold"] + [f"{label} policy / hold" for _, label, *_ in HEADLINE_LABELS] + \
+    head = ["bag", "dur [s]", "chunks policy / hold"] + [f"{label} policy / hold"
+                                                         for _, label, *_ in HEADLINE_LABELS] + \
            ["infer p50 [ms]", "speed [x]"]
     lines = []
     all_rows = list(rows)
@@ -139,10 +140,13 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 # ------------------------------------------------------------------------------------- HTML
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1200px}
-h1{font-size:22px} h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px} h3{font-size:15px}
-table{border-collapse:collapse;margin:8px 0 16px 0;font-size:13px} th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+h1{font-size:22px} h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
+h3{font-size:15px}
+table{border-collapse:collapse;margin:8px 0 16px 0;font-size:13px}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th{background:#f3f3f3} td:first-child,th:first-child{text-align:left} .bad{color:#b00} .good{color:#070}
-.warn{background:#fff6e0;border:1px solid #f0d090;padding:6px 10px;font-size:12px;margin:4px 0} img{max-width:100%;border:1px solid #eee}
+.warn{background:#fff6e0;border:1px solid #f0d090;padding:6px 10px;font-size:12px;margin:4px 0}
+img{max-width:100%;border:1px solid #eee}
 code{background:#f4f4f4;padding:1px 4px} .muted{color:#777;font-size:12px}
 """
 
@@ -160,8 +164,8 @@ def _cell(v: Any, scale: float = 1.0, fmt: str = "{:.3f}") -> str:
 
 def _summary_html(rows: Sequence[dict[str, Any]]) -> str:
     head = "".join(f"<th>{html.escape(label)}<br>policy / hold</th>" for _, label, *_ in HEADLINE_LABELS)
-    out = [f"<table><tr><th>bag</th><th>duration [s]</th><th>chunks<br>policy / hold</th>{head}<th>inference p50 [ms]</th>"
-           f"<th>replay speed [x real time]</th></tr>"]
+    out = [f"<table><tr><th>bag</th><th>duration [s]</th><th>chunks<br>policy / hold</th>{head}<th>inference p50 "
+           f"[ms]</th><th>replay speed [x real time]</th></tr>"]
     all_rows = list(rows)
     m = mean_row(rows)
     if m is not None and len([r for r in rows if r.get("ok")]) > 1:
@@ -184,7 +188,8 @@ def _summary_html(rows: Sequence[dict[str, Any]]) -> str:
         link = f"<a href='#bag-{name}'>{name}</a>" if r.get("bag") else f"<b>{name}</b>"
         if r.get("warnings"):  # the flag: numbers that may be shaped by more than the policy
             link += f" <span class='bad' title='see the warnings of this bag'>&#9888; {int(r['warnings'])}</span>"
-        out.append(f"<tr><td>{link}</td><td>{_cell(r.get('duration_s'), 1, '{:.1f}')}</td><td>{html.escape(_chunk_counts(r))}</td>"
+        out.append(f"<tr><td>{link}</td><td>{_cell(r.get('duration_s'), 1, '{:.1f}')}</td>"
+                   f"<td>{html.escape(_chunk_counts(r))}</td>"
                    f"{''.join(cells)}<td>{_cell(r.get('inference_p50_s'), 1e3, '{:.1f}')}</td>"
                    f"<td>{_cell(r.get('speed_x'), 1, '{:.1f}')}</td></tr>")
     out.append("</table>")
@@ -234,7 +239,8 @@ def _bag_html(name: str, metrics: dict[str, Any], plots: dict[str, Path]) -> str
     lanes = [k for k in ("policy", "hold") if k in metrics]
     out = [f"<h2 id='bag-{html.escape(name)}'>{html.escape(name)}</h2>",
            f"<p class='muted'>{html.escape(str(metrics.get('bag', '')))} - {metrics.get('duration_s', 0):.1f} s, "
-           f"{metrics.get('messages', 0)} messages; ground truth: {html.escape(metrics['ground_truth']['description'])}; "
+           f"{metrics.get('messages', 0)} messages; ground truth: "
+           f"{html.escape(metrics['ground_truth']['description'])}; "
            f"latency injection: {html.escape(str(metrics.get('latency_mode')))}"
            + (f"; inference batched by {metrics['inference_batch']} (latency = each chunk's share of its batch)"
               if metrics.get("inference_batch", 1) > 1 else "") + "</p>"]
@@ -245,7 +251,8 @@ def _bag_html(name: str, metrics: dict[str, Any], plots: dict[str, Path]) -> str
         vals = [_get(metrics[k], keys) for k in lanes]
         if all(v is None for v in vals):
             continue
-        out.append(f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{_cell(v, scale, fmt)}</td>" for v in vals) + "</tr>")
+        out.append(f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{_cell(v, scale, fmt)}</td>"
+                                                                  for v in vals) + "</tr>")
     out.append("</table>")
     for key, alt in (("timeseries", "predicted vs recorded"), ("errors", "errors"), ("latency", "latency")):
         out.append(_img(plots.get(key), f"{name} {alt}"))
@@ -262,9 +269,10 @@ def write_html(path: Path, *, title: str, rows: Sequence[dict[str, Any]], bags: 
                                                    for k, v in info.items()) + f" | generated {when}</p>")
     parts.append(extra_html)
     parts.append("<h2>Summary</h2><p class='muted'>Position errors are means over every scored sample: <b>chunk</b> = "
-                 "each predicted chunk over its whole horizon vs the recorded commands at the same times; <b>command</b> "
-                 "= the executor's command at every control tick vs the recorded command. <code>hold</code> repeats the "
-                 "current end-effector pose (the do-nothing baseline). Green = the policy beats hold.</p>")
+                 "each predicted chunk over its whole horizon vs the recorded commands at the same times; "
+                 "<b>command</b> = the executor's command at every control tick vs the recorded command. "
+                 "<code>hold</code> repeats the current end-effector pose (the do-nothing baseline). Green = the "
+                 "policy beats hold.</p>")
     parts.append(_summary_html(rows))
     parts.append(_img(summary_plot, "summary"))
     for name, metrics, plots in bags:

@@ -234,7 +234,8 @@ def render_scene(data: EpisodeData, k: int, size: int, brightness: float, rng: n
     _square(img, u, v, BLOCK_HALF * sc, 0.0, tuple(c * brightness for c in BLOCK_RGB))
     p, yaw, g = data.ee_pos[k], data.ee_yaw[k], data.gripper[k]
     u, v, sc = _scene_px(p[0], p[1], size, p[2])
-    cv2.circle(img, _pt(u, v), int(round(0.016 * sc * SUB)), tuple(c * brightness for c in GRIPPER_RGB), -1, cv2.LINE_AA, 2)
+    cv2.circle(img, _pt(u, v), int(round(0.016 * sc * SUB)), tuple(c * brightness for c in GRIPPER_RGB), -1,
+               cv2.LINE_AA, 2)
     # Fingers: two dots across the gripper's y axis (rotated by yaw), apart by the opening.
     half = (0.008 + 0.022 * g) * sc
     c, s = math.cos(yaw), math.sin(yaw)
@@ -350,7 +351,8 @@ class GeneratedSet:
     seconds: float  # total recorded time
 
 
-def generate_episodes(out_dir: str | Path, n_train: int, n_test: int, *, seed: int = 0, scene: SceneConfig | None = None,
+def generate_episodes(out_dir: str | Path, n_train: int, n_test: int, *, seed: int = 0,
+                      scene: SceneConfig | None = None,
                       storage: str = "mcap", progress: bool = False) -> GeneratedSet:
     """`n_train` + `n_test` episode bags under out_dir/train/ep_XXX and out_dir/test/ep_XXX (deterministic)."""
     scene = scene or SceneConfig()

@@ -300,7 +300,8 @@ def _child_main(argv: Sequence[str]) -> int:
     import importlib
 
     if len(argv) < 4 or argv[1] != CHILD_FLAG or argv[2] not in CHILD_MAINS or not argv[3].isdigit():
-        print(f"usage: python -m vla_ros.ros.composed {CHILD_FLAG} {{{'|'.join(CHILD_MAINS)}}} PARENT_PID --ros-args ...",
+        print(f"usage: python -m vla_ros.ros.composed {CHILD_FLAG} {{{'|'.join(CHILD_MAINS)}}} PARENT_PID --ros-args "
+              "...",
               file=sys.stderr)
         return 2
     _die_with_parent(int(argv[3]))

@@ -1,8 +1,10 @@
 """`executor_node`: the rclpy shell around `vla_ros.core.executor.ChunkExecutor`.
 
 All behaviour (timeline, blending, interpolation, bridges, safety, watchdog, e-stop latch, RTC
-plan) lives in the ROS-free core; this node only moves data between DDS and it, on the ROS clock
-(sim time when ``use_sim_time`` is set):
+plan) lives in the ROS-free core, driven through `vla_ros.core.executor_runtime.ExecutorRuntime`
+(the replay drives the same object: chunk queue, feedback-pose rule, tick-then-admit step, status
+message); this node only moves data between DDS and it, on the ROS clock (sim time when
+``use_sim_time`` is set):
 
 - in: ``policy.chunk_topic`` (vla_ros/ActionChunk, reliable), ``robot.ee_pose_topic``
   (geometry_msgs/PoseStamped, sensor-data QoS so any publisher matches), ``executor.estop_topic``
@@ -83,8 +85,8 @@ except ImportError:  # Humble
 
 from vla_ros.core.config import ConfigError, VlaConfig
 from vla_ros.core.executor import ChunkExecutor, Command, ExecutorState, ExecutorStatusData
-from vla_ros.core.msg_decode import ChunkTooLong, MessageError, chunk_from_msg, pose_to_ee
-from vla_ros.core.types import ActionChunk, EEPose
+from vla_ros.core.executor_runtime import ExecutorRuntime
+from vla_ros.core.types import EEPose
 from vla_ros.msg import ActionChunk as ActionChunkMsg
 from vla_ros.msg import ExecutorStatus
 from vla_ros.ros.conversions import ENCODER
@@ -140,6 +142,7 @@ class OffLoopWorker:
         self._chunks: collections.deque[tuple[bytes, float]] = collections.deque()
         self._status = None
         self._stopped = False
+        self._decoding = 0
         self._thread = threading.Thread(target=self._run, name="executor_off_loop", daemon=True)
         self._thread.start()
 
@@ -168,6 +171,12 @@ class OffLoopWorker:
         with self._cv:
             self._chunks.clear()
 
+    @property
+    def queued(self) -> int:
+        """Raw chunks waiting for this thread, the one it is decoding included."""
+        with self._cv:
+            return len(self._chunks) + self._decoding
+
     def stop(self, timeout: float = 1.0) -> None:
         with self._cv:
             self._stopped = True
@@ -184,6 +193,7 @@ class OffLoopWorker:
                     return
                 chunk = self._chunks.popleft() if self._chunks else None
                 status, self._status = (self._status, None) if chunk is None else (None, self._status)
+                self._decoding = int(chunk is not None)
             try:
                 if chunk is not None:
                     self._decode(*chunk)
@@ -193,6 +203,9 @@ class OffLoopWorker:
                 import traceback
 
                 sys.stderr.write(f"executor_node: off-loop worker error:\n{traceback.format_exc()}")
+            finally:
+                with self._cv:
+                    self._decoding = 0
 
 
 class ExecutorNode(Node):
@@ -209,7 +222,7 @@ class ExecutorNode(Node):
             )
         if ex.estop_required and not ex.estop_topic:
             raise ConfigError("executor.estop_required: needs an e-stop topic to hear (executor.estop_topic is '')")
-        self.core = ChunkExecutor.from_config(self.cfg)
+        self.runtime = ExecutorRuntime(self.cfg)  # the core, its chunk queue and feedback pose, the step
         # Chunks in another frame than robot.base_frame go through /tf + /tf_static (refused by name if unknown).
         self.tf = TfListener(self, TransformBuffer(robot.tf_cache_time, robot.tf_max_extrapolation), robot.tf_topic,
                              robot.tf_static_topic)
@@ -222,15 +235,12 @@ class ExecutorNode(Node):
             self.tf.on_update = self._on_tf_update
         self.dry_run = ex.dry_run
         self._runtime = RuntimeParameters(EXECUTOR_NODE_WRITABLE)
-        self._lock = threading.Lock()
-        self._pose = None
-        self._pose_time: float | None = None
+        self._lock = self.runtime.lock  # serialises every call into the core
         self._estop_input = False
         self._estop_heard = False
         self._estop_publishers = -1  # publishers on the e-stop topic at the last status (-1 = not counted yet)
         self._started = time.monotonic()  # DDS discovery takes a moment: no "no publisher" note before the grace
         self._last_state: ExecutorState | None = None
-        self._pending: collections.deque[tuple[ActionChunk, float]] = collections.deque()
         self._max_chunk_bytes = max_chunk_bytes(ex.max_chunk_steps)
         self.chunks_dropped = 0  # chunks dropped from a full queue (executor.max_queued_chunks)
         self._last_drop: float | None = None
@@ -267,12 +277,21 @@ class ExecutorNode(Node):
         self._status_timer = self.create_timer(1.0 / ex.status_rate_hz, self._on_status)
         where = "PREVIEW ONLY (executor.dry_run=true)" if self.dry_run else "LIVE: commands go to the robot"
         self.get_logger().info(
-            f"executor: {ex.strategy} at {ex.control_rate:g} Hz, output {ex.output_mode} + gripper {ex.gripper_output}, "
-            f"chunks on {self.cfg.policy.chunk_topic}, frame {robot.base_frame}; {where}"
+            f"executor: {ex.strategy} at {ex.control_rate:g} Hz, output {ex.output_mode} + gripper "
+            f"{ex.gripper_output}, chunks on {self.cfg.policy.chunk_topic}, frame {robot.base_frame}; {where}"
         )
 
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
+
+    @property
+    def core(self) -> ChunkExecutor:
+        return self.runtime.core
+
+    @property
+    def chunks_waiting(self) -> int:
+        """Chunks received and not yet in the plan (raw, waiting to be decoded, and decoded)."""
+        return self._worker.queued + self.runtime.queued
 
     # ------------------------------------------------------------------ outputs
     def _command_topics(self) -> list[str]:
@@ -297,12 +316,16 @@ class ExecutorNode(Node):
             if pub is not None:
                 self.destroy_publisher(pub)
         ex, out, qos = self.cfg.executor, self._out, self._cmd_qos
-        self._pose_pub = self.create_publisher(PoseStamped, out(ex.pose_topic), qos) if ex.output_mode in ("pose", "both") else None
+        self._pose_pub = (
+            self.create_publisher(PoseStamped, out(ex.pose_topic), qos) if ex.output_mode in ("pose", "both") else None
+        )
         self._twist_pub = (
-            self.create_publisher(TwistStamped, out(ex.twist_topic), qos) if ex.output_mode in ("twist", "both") else None
+            self.create_publisher(TwistStamped, out(ex.twist_topic), qos) if ex.output_mode in ("twist", "both")
+            else None
         )
         self._grip_pub = (
-            self.create_publisher(Float64, out(ex.gripper_topic), qos) if ex.gripper_output in ("float64", "both") else None
+            self.create_publisher(Float64, out(ex.gripper_topic), qos) if ex.gripper_output in ("float64", "both")
+            else None
         )
         self._grip_js_pub = (
             self.create_publisher(JointState, out(ex.gripper_joint_state_topic), qos)
@@ -371,66 +394,40 @@ class ExecutorNode(Node):
                          code="length")
             return
         try:
-            chunk = chunk_from_msg(deserialize_message(raw, ActionChunkMsg), topic, max_steps=ex.max_chunk_steps)
-        except ChunkTooLong as exc:
-            self._refuse(str(exc), code="length")
+            msg = deserialize_message(raw, ActionChunkMsg)
+        except (ValueError, TypeError, AttributeError, RuntimeError) as exc:
+            self._refuse(f"{topic}: does not deserialize as vla_ros/ActionChunk: {exc}")
             return
-        except (MessageError, ValueError, TypeError, AttributeError) as exc:
-            self._refuse(str(exc))
-            return
-        self._pending.append((chunk, received))
-        dropped = 0
-        while len(self._pending) > ex.max_queued_chunks:
-            try:
-                self._pending.popleft()
-            except IndexError:  # the control thread took it meanwhile
-                break
-            dropped += 1
+        reason, dropped = self.runtime.receive(msg, received)  # decoded, validated, queued for the next tick
+        if reason:
+            self._log_refusal(reason)
         if dropped:
             self._dropped(dropped, received)
 
     def _refuse(self, reason: str, code: str = "") -> None:
-        with self._lock:
-            self.core.reject(reason, code)
+        self._log_refusal(self.runtime.refuse(reason, code))
+
+    def _log_refusal(self, reason: str) -> None:
         self.get_logger().warning(f"chunk not executed: {reason}", throttle_duration_sec=1.0)
 
-    def _process_chunks(self) -> None:
-        while self._pending:
-            try:
-                chunk, received = self._pending.popleft()
-            except IndexError:
-                break
-            with self._lock:
-                result = self.core.submit(chunk, received)
-            if not result.accepted:
-                self.get_logger().warning(f"chunk not executed: {result.reason}", throttle_duration_sec=1.0)
-
     def _on_pose(self, msg: PoseStamped) -> None:
-        frame = msg.header.frame_id
-        if frame and frame != self.cfg.robot.base_frame:
-            self.get_logger().warning(
-                f"{self.cfg.robot.ee_pose_topic}: header.frame_id: expected {self.cfg.robot.base_frame!r} "
-                f"(robot.base_frame), got {frame!r}; pose ignored",
-                throttle_duration_sec=5.0,
-            )
-            return
-        try:
-            pose = pose_to_ee(msg.pose, frame, self.cfg.robot.ee_pose_topic)
-        except MessageError as exc:
-            self.get_logger().warning(f"pose ignored: {exc}", throttle_duration_sec=5.0)
-            return
-        self._pose, self._pose_time = pose, self.now()  # (the control callback runs in this thread too)
+        # the runtime's rule: base frame only, stamped with the receive time (the control callback runs here too)
+        problem = self.runtime.feedback.on_msg(msg, self.now())
+        if problem:
+            self.get_logger().warning(problem, throttle_duration_sec=5.0)
 
     def _on_tf_update(self) -> None:
         got = self._ee_chain.update(self.now())
         if got is not None:  # stamped with the receive time, as a PoseStamped pose is (_on_pose)
             _, tf = got
-            self._pose, self._pose_time = EEPose(tf.translation, tf.rotation, self.cfg.robot.base_frame), self.now()
+            self.runtime.feedback.set(EEPose(tf.translation, tf.rotation, self.cfg.robot.base_frame), self.now())
 
     def _subscribe_estop(self, topic: str) -> None:
         """Two subscriptions, one handler: every publisher's QoS matches one of them (module docstring)."""
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        best_effort = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        best_effort = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT,
+                                 durability=DurabilityPolicy.VOLATILE)
         # A volatile publisher does not match the transient-local subscription; the best-effort one takes it,
         # so rclpy's "incompatible QoS" warning would be noise here.
         quiet = SubscriptionEventCallbacks(incompatible_qos=lambda _info: None)
@@ -447,7 +444,7 @@ class ExecutorNode(Node):
 
     def _estop(self, source: str) -> None:
         self._worker.clear_chunks()  # chunks received before the e-stop must never run after a reset
-        self._pending.clear()
+        self.runtime.clear()
         with self._lock:
             already = self.core.estopped
             self.core.estop(self.now(), source)
@@ -484,17 +481,15 @@ class ExecutorNode(Node):
     # ------------------------------------------------------------------ control loop
     def _on_control(self) -> None:
         t0, c0 = time.monotonic(), time.thread_time()
-        now = self.now()
-        with self._lock:
-            cmd = self.core.tick(now, self._pose, self._pose_time)
-            if cmd is not None:
-                self._publish(cmd)  # under the lock: a dry_run switch never splits a command
+        cmd = self.runtime.tick(self.now(), self._publish)  # published under the lock: a dry_run switch never splits it
         if cmd is not None and cmd.state != self._last_state:
             self._log_state(cmd)
         if self.tick_log is not None:
             self.tick_log.append((t0, time.thread_time() - c0))
         # Decoded chunks (at most executor.max_queued_chunks) enter the plan in the slack after the tick.
-        self._process_chunks()
+        for _, result in self.runtime.admit():
+            if not result.accepted:
+                self._log_refusal(result.reason)
 
     def _publish(self, cmd: Command) -> None:
         t, frame = cmd.stamp, cmd.frame_id
@@ -523,13 +518,11 @@ class ExecutorNode(Node):
         """Snapshot the core (vectorised, cheap) here; the message (a Pose per plan step) is built off-loop."""
         now = self.now()
         notes = self._input_notes(now)
-        with self._lock:
-            st = self.core.status(now, self.dry_run)
-        self._worker.put_status((st, notes))
+        self._worker.put_status((self.runtime.status(now, self.dry_run), notes))
 
     def _publish_status(self, item: tuple[ExecutorStatusData, list[str]]) -> None:
         st, notes = item
-        msg = ENCODER.executor_status(st, max_plan_steps=self.cfg.executor.max_chunk_steps)
+        msg = self.runtime.status_message(ENCODER, st)
         if notes:
             msg.message = "; ".join([m for m in (msg.message,) if m] + notes)
         self._status_pub.publish(msg)

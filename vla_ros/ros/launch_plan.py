@@ -70,19 +70,23 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("config", "default",
                    "Base config: a file name in share/vla_ros/config (without .yaml) or a path to a YAML file."),
     LaunchArgument("robot", "",
-                   "Robot profile merged on top: franka, generic_dual_wrist, sim_panda, sim_tabletop (share/vla_ros/config/robots) "
-                   "or a YAML path. Sets camera topics, joint names, frames, workspace limits, output mode."),
+                   "Robot profile merged on top: franka, generic_dual_wrist, sim_panda, sim_tabletop "
+                   "(share/vla_ros/config/robots) or a YAML path. Sets camera topics, joint names, frames, workspace "
+                   "limits, output mode."),
     LaunchArgument("policy_config", "",
                    "Policy profile merged on top: hold, tiny_demo (share/vla_ros/config/policies) or a YAML path."),
     LaunchArgument("policy", "",
-                   "Policy registry type (policy.type): flow_matching, hold, or a plugin's name. '' = from the config."),
+                   "Policy registry type (policy.type): flow_matching, hold, or a plugin's name. '' = from the "
+                   "config."),
     LaunchArgument("checkpoint", "", "Checkpoint directory (policy.checkpoint). '' = from the config."),
-    LaunchArgument("device", "", "Torch device of the policy (policy.device): cpu, cuda, cuda:1. '' = from the config."),
+    LaunchArgument("device", "",
+                   "Torch device of the policy (policy.device): cpu, cuda, cuda:1. '' = from the config."),
     LaunchArgument("dtype", "", "Compute dtype (policy.dtype): float32, bfloat16, float16. '' = from the config."),
     LaunchArgument("namespace", "", "ROS namespace of both nodes (e.g. left_arm)."),
     LaunchArgument("use_sim_time", "false", "Use /clock (true for bag replay and simulation)."),
     LaunchArgument("dry_run", "",
-                   "true: commands go to preview/ topics only; false: to the robot. '' = from the config (default true)."),
+                   "true: commands go to preview/ topics only; false: to the robot. '' = from the config (default "
+                   "true)."),
     LaunchArgument("control_rate", "", "Executor control rate in Hz (executor.control_rate). '' = from the config."),
     LaunchArgument("set", "",
                    "More overrides, 'key=value' separated by ';', e.g. 'policy.rate_hz=10;executor.strategy=replace'."),
@@ -104,22 +108,25 @@ REPLAY_DEFAULTS = {**ARGUMENT_DEFAULTS, **{a.name: a.default for a in REPLAY_ARG
 # arguments read differently there (robot defaults to the simulated Panda; use_sim_time cannot be
 # false; dry_run is still on unless turned off explicitly), and four are added.
 _SIM_CHANGED = {
-    "robot": LaunchArgument("robot", "", f"Robot profile merged on top ('' = {SIM_ROBOT}, the simulated Panda); a name in "
+    "robot": LaunchArgument("robot", "",
+                            f"Robot profile merged on top ('' = {SIM_ROBOT}, the simulated Panda); a name in "
                                          "share/vla_ros/config/robots or a YAML path."),
     "use_sim_time": LaunchArgument("use_sim_time", "true",
-                                   "Always true in the simulator: every node runs on /clock from sim_node (false is refused)."),
+                                   "Always true in the simulator: every node runs on /clock from sim_node (false is "
+                                   "refused)."),
     "dry_run": LaunchArgument("dry_run", "",
-                              "Still ON by default in the simulator: the executor then publishes to preview/ topics and the "
-                              "simulated arm does not move. Pass dry_run:=false (vla-ros run --sim --dry-run false) to "
-                              "let it drive the arm. '' = from the config (default true)."),
+                              "Still ON by default in the simulator: the executor then publishes to preview/ topics "
+                              "and the simulated arm does not move. Pass dry_run:=false (vla-ros run --sim --dry-run "
+                              "false) to let it drive the arm. '' = from the config (default true)."),
 }
 SIM_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("task", "", "Simulated task (sim.task): reach, push, pick. '' = from the config (reach)."),
     LaunchArgument("seed", "", "Seed of the task's object positions (sim.seed). '' = from the config (0)."),
     LaunchArgument("real_time_factor", "",
-                   "Sim seconds per wall second (sim.real_time_factor): 1 = real time, 2 = twice as fast, 0 = as fast as "
-                   "possible. '' = from the config (1)."),
-    LaunchArgument("image_size", "", "Side of the square camera renders in px (sim.image_size). '' = from the config (128)."),
+                   "Sim seconds per wall second (sim.real_time_factor): 1 = real time, 2 = twice as fast, 0 = as fast "
+                   "as possible. '' = from the config (1)."),
+    LaunchArgument("image_size", "",
+                   "Side of the square camera renders in px (sim.image_size). '' = from the config (128)."),
 )
 SIM_LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     *(_SIM_CHANGED.get(a.name, a) for a in LAUNCH_ARGUMENTS), *SIM_ARGUMENTS)
@@ -182,7 +189,8 @@ def _overrides(args: Mapping[str, str], extra: Mapping[str, Any] | None = None) 
         try:
             overrides["executor.control_rate"] = float(args["control_rate"])
         except ValueError:
-            raise ConfigError(f"launch argument control_rate: expected a number in Hz, got {args['control_rate']!r}") from None
+            raise ConfigError("launch argument control_rate: expected a number in Hz, got "
+                              f"{args['control_rate']!r}") from None
     for item in args["set"].split(";"):
         if item.strip():
             key, value = parse_override(item.strip())
@@ -247,7 +255,8 @@ def build_plan(arguments: Mapping[str, str] | None = None, *, policy_node_lifecy
             meta = describe_policy(cfg.policy.type, cfg.policy.checkpoint)
         except (KeyError, ValueError, OSError) as exc:
             reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            raise ConfigError(f"policy {cfg.policy.type!r} (checkpoint {cfg.policy.checkpoint or 'none'}): {reason}") from exc
+            raise ConfigError(f"policy {cfg.policy.type!r} (checkpoint {cfg.policy.checkpoint or 'none'}): "
+                              f"{reason}") from exc
         check_compatible(meta, cfg.robot, cfg.policy)
 
     namespace = args["namespace"].strip().strip("/")
@@ -283,7 +292,8 @@ def build_replay_plan(arguments: Mapping[str, str]) -> LaunchPlan:
         raise ConfigError(f"launch argument rate: expected a positive speed factor, got {rate_text!r}")
     args["use_sim_time"] = "true"
     plan = build_plan(args)
-    player = ("vla-ros", "play", "--bag", str(Path(bag).expanduser()), "--rate", f"{rate:g}", *(("--loop",) if loop else ()))
+    player = ("vla-ros", "play", "--bag", str(Path(bag).expanduser()), "--rate", f"{rate:g}",
+              *(("--loop",) if loop else ()))
     return replace(plan, processes=(player,))
 
 

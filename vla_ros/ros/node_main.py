@@ -19,6 +19,7 @@ bound, rather than by the garbage collector at interpreter exit). If it does not
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import signal
 import sys
@@ -53,6 +54,8 @@ def parse_config(prog: str, description: str, argv: Sequence[str] | None) -> tup
     from vla_ros.cli.common import add_config_arguments, config_from_args
 
     handle_sigint()
+    if not faulthandler.is_enabled():  # a crash in native code (DDS, torch) leaves the Python stack on stderr
+        faulthandler.enable()
 
     args = list(sys.argv if argv is None else argv)
     parser = argparse.ArgumentParser(prog=prog, description=description)

@@ -2,12 +2,13 @@
 
 A thin rclpy lifecycle shell over ROS-free logic that the rosbag replay shares:
 
-- `vla_ros.core.observation_builder.ObservationBuilder`: per-message validation (rejections are
-  counted and logged, throttled per topic and problem), approximate-time synchronisation on header
-  stamps (`vla_ros.core.sync`), max-age check, lazy image decoding and Observation assembly;
-- `vla_ros.core.inference_worker.InferenceWorker`: the inference thread, at most one inference in
-  flight, always on the newest observation, chunks stamped with the observation time;
-- `vla_ros.core.triggers` (rate / executor queue) and `vla_ros.core.executor_feedback` (RTC).
+- `vla_ros.core.policy_runtime.PolicyRuntime` (the replay lanes run the same object): every input
+  is routed into it (`route`) - the `ObservationBuilder` (per-message validation, rejections
+  counted and logged, throttled per topic and problem; approximate-time sync on header stamps;
+  max age; lazy image decoding), the executor feedback for the queue trigger and RTC - and its
+  `InferenceWorker` thread (at most one inference in flight, always on the newest observation)
+  runs the policy; each chunk passes the executor's chunk check and is encoded there, then
+  published here.
 
 Topics (names are parameters; see docs/policy_node.md):
 
@@ -52,7 +53,6 @@ from functools import partial
 from typing import Any, Sequence
 
 import rclpy
-from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseArray, PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -63,13 +63,11 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 
 from vla_ros.core.config import ConfigError, VlaConfig
-from vla_ros.core.executor.plausibility import check_chunk
-from vla_ros.core.executor_feedback import ExecutorFeedback, rtc_guidance
 from vla_ros.core.inference_worker import InferenceRecord, InferenceWorker, WorkerBusy
 from vla_ros.core.observation_builder import InputProblem, ObservationBuilder, ObservationSpec
+from vla_ros.core.policy_runtime import DUE, INSTRUCTION, PolicyRuntime
 from vla_ros.core.tf_buffer import ChainPoses, TransformBuffer, ee_pose_from_tf, tf_pose_topic
 from vla_ros.core.triggers import QueueTrigger
-from vla_ros.core.types import ChunkGuidance, Observation
 from vla_ros.msg import ActionChunk as ActionChunkMsg
 from vla_ros.msg import ExecutorStatus, PolicyStatus
 from vla_ros.policy.base import Policy
@@ -147,28 +145,19 @@ class PolicyNode(LifecycleNode):
         self._rate_timer = None
         self._chunk_pub = None
         self._preview_pub = None
-        self.worker: InferenceWorker | None = None
+        self.runtime: PolicyRuntime | None = None  # builder, worker, trigger, feedback, chunk check
         self._active = False
         # Only the keys this node reads; ConfigError names a bad parameter. See `_on_set_parameters`.
         self.cfg = declare_config(self, base, POLICY_NODE_KEYS, writable=(*POLICY_NODE_WRITABLE, *POLICY_NODE_PINNED),
                                   at_configure=POLICY_NODE_KEYS)
         self.lifecycle_state = "unconfigured"
-        self.builder: ObservationBuilder | None = None
-        self.trigger: QueueTrigger | None = None
         self.timing_log: list[tuple[InferenceRecord, float]] | None = None  # (record, published perf_counter)
         self._load_error = ""
         self._infer_error = ""
-        self._feedback: ExecutorFeedback | None = None
-        self._rtc_note = ""
-        self.rtc_guided = 0
-        self._chunks_published = 0
         self._last_chunk_wall: float | None = None
         self._warned: dict[tuple[str, str], tuple[float, int]] = {}
         self._warn_lock = threading.Lock()
         self._last_warning: tuple[str, float] | None = None
-        self.chunk_problems: dict[str, int] = {}  # chunk check refusals by code (plausibility.CHUNK_PROBLEM_CODES)
-        self._bad_chunks = 0  # consecutive refused chunks
-        self._chunk_error = ""  # ERROR after policy.max_bad_chunks consecutive refusals
         self._stuck_warned = False
         # Set when a teardown had to abandon an inference that never returned: the process must
         # exit non-zero (node_main.spin) so a launch respawn replaces it.
@@ -194,6 +183,28 @@ class PolicyNode(LifecycleNode):
     def policy(self) -> Policy | None:
         return self.worker.policy if self.worker is not None else None
 
+    # The runtime's parts, None while unconfigured.
+    @property
+    def worker(self) -> InferenceWorker | None:
+        return self.runtime.worker if self.runtime is not None else None
+
+    @property
+    def builder(self) -> ObservationBuilder | None:
+        return self.runtime.builder if self.runtime is not None else None
+
+    @property
+    def trigger(self) -> QueueTrigger | None:
+        return self.runtime.trigger if self.runtime is not None else None
+
+    @property
+    def rtc_guided(self) -> int:
+        return self.runtime.rtc_guided if self.runtime is not None else 0
+
+    @property
+    def chunk_problems(self) -> dict[str, int]:
+        """Chunk check refusals by code (plausibility.CHUNK_PROBLEM_CODES)."""
+        return dict(self.runtime.chunk_problems) if self.runtime is not None else {}
+
     def _warn(self, key: tuple[str, str], text: str) -> None:
         """Warning throttled per `key` (topic, problem), mentioning how many were suppressed."""
         t = time.monotonic()
@@ -209,6 +220,12 @@ class PolicyNode(LifecycleNode):
 
     def _on_problem(self, p: InputProblem) -> None:
         self._warn((p.topic, p.code), p.message)
+
+    def _on_note(self, level: str, key: str, text: str) -> None:
+        if level == "warning":
+            self._warn(("policy", key), text)
+        else:
+            self.get_logger().info(text)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> bool:
@@ -232,7 +249,8 @@ class PolicyNode(LifecycleNode):
         t0 = time.monotonic()
         try:
             self.cfg = declare_config(self, self._base, POLICY_NODE_KEYS,
-                                      writable=(*POLICY_NODE_WRITABLE, *POLICY_NODE_PINNED), at_configure=POLICY_NODE_KEYS)
+                                      writable=(*POLICY_NODE_WRITABLE, *POLICY_NODE_PINNED),
+                                      at_configure=POLICY_NODE_KEYS)
             self.publish_status()  # LOADING, before a load that may take a while
             policy = load_configured_policy(self.cfg.policy)
             try:
@@ -273,7 +291,7 @@ class PolicyNode(LifecycleNode):
         p = self.cfg.policy
         self.builder.discard_pending()  # never act on an observation from before activation
         self.builder.counting = True
-        self._active = True
+        self.runtime.active = self._active = True
         self._last_chunk_wall = None
         if p.trigger == "rate":
             self._rate_timer = self.create_timer(1.0 / p.rate_hz, self._on_rate_timer)
@@ -286,6 +304,8 @@ class PolicyNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
+        if self.runtime is not None:
+            self.runtime.active = False
         if self._rate_timer is not None:
             self.destroy_timer(self._rate_timer)
             self._rate_timer = None
@@ -321,30 +341,14 @@ class PolicyNode(LifecycleNode):
     # ------------------------------------------------------------------ set-up / tear-down
     def _setup(self, spec: ObservationSpec, policy: Policy) -> None:
         cfg, p = self.cfg, self.cfg.policy
-        self.builder = ObservationBuilder.from_config(spec, cfg, on_problem=self._on_problem)
-        self.builder.counting = False
-        self.worker = InferenceWorker(
-            partial(self.builder.take, clock=self.now),  # the age is checked again after decoding
-            self._publish_chunk,
-            clock=self.now,
-            guidance=self._guidance if p.rtc else None,
-            default_frame=cfg.robot.base_frame,
-            on_error=self._on_infer_error,
-            name=f"{self.get_name()}-inference",
+        self.runtime = PolicyRuntime(
+            spec, cfg, clock=self.now, encoder=ENCODER, emit=self._publish_chunk, name=f"{self.get_name()}-inference",
+            on_problem=self._on_problem, on_error=self._on_infer_error, on_note=self._on_note,
         )
+        self.runtime.active = False  # until activated
+        self.builder.counting = False
         self.worker.set_policy(policy)
         self.worker.start()
-        self._chunks_published = 0
-        self.rtc_guided = 0
-        self._bad_chunks = 0
-        self._chunk_error = ""
-        self._feedback = None
-        self.trigger = None
-        if p.trigger == "queue":
-            self.trigger = QueueTrigger(
-                p.queue_threshold, ack_timeout=p.queue_ack_timeout, status_timeout=p.executor_status_timeout,
-                topic=p.executor_status_topic,
-            )
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self._chunk_pub = self.create_publisher(ActionChunkMsg, p.chunk_topic, reliable)
         if p.preview_topic:
@@ -352,22 +356,26 @@ class PolicyNode(LifecycleNode):
         sensor = qos_profile_sensor_data
         for cam in spec.cameras:
             msg_type = CompressedImage if cam.compressed else Image
-            self._subs.append(self.create_subscription(msg_type, cam.topic, partial(self._on_image, cam.name), sensor))
+            self._subs.append(self.create_subscription(msg_type, cam.topic, partial(self._route, cam.topic), sensor))
         if spec.joint_state_topic:
-            self._subs.append(self.create_subscription(JointState, spec.joint_state_topic, self._on_joint_state, sensor))
+            self._subs.append(self.create_subscription(JointState, spec.joint_state_topic,
+                                                       partial(self._route, spec.joint_state_topic), sensor))
         if spec.ee_pose_topic and ee_pose_from_tf(cfg.robot):  # the EE pose from /tf + /tf_static
             robot = cfg.robot
             listener = TfListener(self, TransformBuffer(robot.tf_cache_time, robot.tf_max_extrapolation),
                                   robot.tf_topic, robot.tf_static_topic)
             chain = ChainPoses(listener.buffer, robot.base_frame, robot.ee_frame)
-            listener.on_update = partial(self._on_tf_update, chain)
+            listener.on_update = partial(self._on_tf_update, chain, spec.ee_pose_topic)
             self._subs.extend(listener.subscriptions)
             self.get_logger().info(f"end-effector pose from TF: {robot.base_frame} -> {robot.ee_frame}")
         elif spec.ee_pose_topic:
-            self._subs.append(self.create_subscription(PoseStamped, spec.ee_pose_topic, self._on_ee_pose, sensor))
+            self._subs.append(self.create_subscription(PoseStamped, spec.ee_pose_topic,
+                                                       partial(self._route, spec.ee_pose_topic), sensor))
         if cfg.robot.instruction_topic:
-            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-            self._subs.append(self.create_subscription(String, cfg.robot.instruction_topic, self._on_instruction, latched))
+            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self._subs.append(self.create_subscription(String, cfg.robot.instruction_topic, self._on_instruction,
+                                                       latched))
         if p.trigger == "queue" or p.rtc:
             status_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)  # matches any publisher
             self._subs.append(
@@ -383,7 +391,10 @@ class PolicyNode(LifecycleNode):
         closed under it, and `shutdown_problem` says so (the process then exits non-zero).
         """
         self._active = False
-        worker, self.worker = self.worker, None
+        runtime, self.runtime = self.runtime, None
+        worker = runtime.worker if runtime is not None else None
+        if runtime is not None:
+            runtime.active = False
         if worker is not None:
             wait = self.cfg.policy.inference_timeout if wait is None else wait
             old = None
@@ -410,8 +421,6 @@ class PolicyNode(LifecycleNode):
             if pub is not None:
                 self.destroy_publisher(pub)
         self._chunk_pub = self._preview_pub = None
-        self.builder = None
-        self.trigger = None
 
     def _close_policy(self, policy: Policy) -> str:
         """`policy.close()`; a failure is logged and returned (the policy is released either way)."""
@@ -495,35 +504,25 @@ class PolicyNode(LifecycleNode):
                 f"configuration does not subscribe to; reconfigure (cleanup + configure) to load it"
             )
         old = self.worker.set_policy(policy, timeout=timeout)
-        self._infer_error = self._chunk_error = ""
-        self._bad_chunks = 0
-        self._chunks_published = 0
+        self._infer_error = ""
+        self.runtime.reset_counters()
         meta = policy.metadata
         self.get_logger().info(f"policy replaced: now {meta.policy_type!r} (checkpoint {meta.checkpoint_id or '-'})")
         return old
 
     # ------------------------------------------------------------------ inputs (ROS thread)
-    def _on_image(self, camera: str, msg: Image | CompressedImage) -> None:
-        builder = self.builder
-        if builder is not None:
-            builder.add_image(camera, msg, self.now())
+    def _route(self, topic: str, msg: Any) -> None:
+        """Every input subscription: the message into the runtime at its receive time."""
+        runtime = self.runtime
+        if runtime is not None:
+            runtime.route(topic, msg, self.now())
 
-    def _on_joint_state(self, msg: JointState) -> None:
-        builder = self.builder
-        if builder is not None:
-            builder.add_joint_state(msg, self.now())
-
-    def _on_ee_pose(self, msg: PoseStamped) -> None:
-        builder = self.builder
-        if builder is not None:
-            builder.add_ee_pose(msg, self.now())
-
-    def _on_tf_update(self, chain: ChainPoses) -> None:
+    def _on_tf_update(self, chain: ChainPoses, topic: str) -> None:
         got = chain.update(self.now())
         if got is not None:  # the same path as a PoseStamped on robot.ee_pose_topic
             t, tf = got
-            self._on_ee_pose(PoseStamped(header=header(t, self.cfg.robot.base_frame),
-                                         pose=pose_msg(tf.translation, tf.rotation)))
+            self._route(topic, PoseStamped(header=header(t, self.cfg.robot.base_frame),
+                                           pose=pose_msg(tf.translation, tf.rotation)))
 
     def _spec_robot(self):
         """robot config for the observation spec: the TF pose named when it replaces an empty ee_pose_topic."""
@@ -533,15 +532,17 @@ class PolicyNode(LifecycleNode):
         return robot
 
     def _on_instruction(self, msg: String) -> None:
-        builder = self.builder
-        if builder is None or not builder.set_instruction(msg.data):
+        runtime = self.runtime
+        if runtime is None or runtime.route(self.cfg.robot.instruction_topic, msg, self.now()) != INSTRUCTION:
             return
+        builder = runtime.builder
         if builder.instruction:
             self.get_logger().info(f"instruction: {builder.instruction!r}")
         else:
             self._warn(
                 (self.cfg.robot.instruction_topic, "instruction"),
-                f"{self.cfg.robot.instruction_topic}: empty instruction received; no chunks until a non-empty one arrives",
+                f"{self.cfg.robot.instruction_topic}: empty instruction received; no chunks until a non-empty one "
+                "arrives",
             )
 
     def _on_set_parameters(self, params: list) -> Any:
@@ -584,18 +585,17 @@ class PolicyNode(LifecycleNode):
         return set_result()
 
     def _on_executor_status(self, msg: ExecutorStatus) -> None:
+        runtime = self.runtime
+        if runtime is None:
+            return
+        topic = self.cfg.policy.executor_status_topic
         try:
-            fb = ExecutorFeedback.from_msg(msg)
+            due = runtime.route(topic, msg, self.now()) == DUE
         except (AttributeError, TypeError, ValueError) as exc:
-            self._warn((self.cfg.policy.executor_status_topic, "status"), f"{self.cfg.policy.executor_status_topic}: {exc}")
+            self._warn((topic, "status"), f"{topic}: {exc}")
             return
-        self._feedback = fb
-        trigger, worker = self.trigger, self.worker
-        if trigger is None or worker is None:
-            return
-        trigger.on_status(fb)
-        if self._active and not worker.busy and trigger.due(self.now()):
-            worker.request()
+        if due and self._active and not runtime.worker.busy:
+            runtime.worker.request()
 
     def _on_rate_timer(self) -> None:
         worker = self.worker
@@ -603,60 +603,18 @@ class PolicyNode(LifecycleNode):
             worker.request()
 
     # ------------------------------------------------------------------ inference (worker thread)
-    def _guidance(self, obs: Observation, meta: Any) -> ChunkGuidance | None:
-        p = self.cfg.policy
-        frame = (obs.ee_pose.frame_id if obs.ee_pose is not None else "") or self.cfg.robot.base_frame
-        guidance, why = rtc_guidance(
-            self._feedback, obs, horizon=meta.horizon, dt=meta.dt, max_guidance_weight=p.rtc_max_guidance,
-            now=self.now(), max_status_age=p.executor_status_timeout, frame_id=frame, topic=p.executor_status_topic,
-        )
-        self._rtc_note = why
-        if guidance is not None:
-            self.rtc_guided += 1
-        return guidance
-
     def _on_infer_error(self, text: str) -> None:
         self._infer_error = text
         self._warn(("policy", "infer"), text)
 
-    def _check_chunk(self, record: InferenceRecord) -> bool:
-        """The executor's chunk check (workspace + margin, reach from the observed pose, gripper
-        range, length, DELTA reference), before publishing: True if the chunk may go out.
-
-        A refused chunk is counted by code and logged (throttled) with its first bad step; after
-        policy.max_bad_chunks refusals in a row the node reports ERROR until a good chunk comes.
-        """
-        cfg = self.cfg
-        problem = check_chunk(record.chunk, cfg.safety, measured=record.observation.ee_pose, now=self.now(),
-                              max_steps=cfg.executor.max_chunk_steps, frame_id=cfg.robot.base_frame)
-        if problem is None:
-            if self._chunk_error:
-                self.get_logger().info("chunk check passes again: publishing")
-            self._bad_chunks, self._chunk_error = 0, ""
-            return True
-        self.chunk_problems[problem.code] = self.chunk_problems.get(problem.code, 0) + 1
-        self._bad_chunks += 1
-        text = f"chunk seq {record.chunk.seq} refused ({problem.code}), not published: {problem.message}"
-        limit = cfg.policy.max_bad_chunks
-        if self._bad_chunks >= limit:
-            self._chunk_error = (f"policy output implausible: {self._bad_chunks} chunks in a row refused "
-                                 f"(policy.max_bad_chunks = {limit}); last: {problem.message}")
-        self._warn(("policy", "chunk:" + problem.code), text)
-        return False
-
-    def _publish_chunk(self, record: InferenceRecord) -> None:
-        pub = self._chunk_pub
-        if not self._active or pub is None:
+    def _publish_chunk(self, record: InferenceRecord, msg: ActionChunkMsg) -> None:
+        """The runtime's `emit`: a checked chunk's message goes out (none while inactive)."""
+        pub, runtime = self._chunk_pub, self.runtime
+        if not self._active or pub is None or runtime is None:
             return  # deactivated while inferring: an inactive node publishes no chunk
-        if not self._check_chunk(record):
-            return
-        msg = ENCODER.action_chunk(record.chunk)
-        stamp_ns = getattr(record.sample, "stamp_ns", None)
-        if stamp_ns is not None:  # the pivot camera's exact header stamp, not a float round trip
-            msg.header.stamp = Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
         pub.publish(msg)
         published = time.perf_counter()
-        self._chunks_published += 1
+        runtime.sent(self.now())
         self._last_chunk_wall = time.monotonic()
         if self.timing_log is not None:
             self.timing_log.append((record, published))
@@ -669,8 +627,6 @@ class PolicyNode(LifecycleNode):
         if self._infer_error:
             self._infer_error = ""
             self.get_logger().info("inference recovered")
-        if self.trigger is not None:
-            self.trigger.on_chunk(self.now())
 
     # ------------------------------------------------------------------ status
     def _stuck(self) -> str:
@@ -713,8 +669,8 @@ class PolicyNode(LifecycleNode):
             return PolicyStatus.STATE_ERROR, stuck
         if self._infer_error:
             return PolicyStatus.STATE_ERROR, self._infer_error
-        if self._chunk_error:
-            return PolicyStatus.STATE_ERROR, self._chunk_error
+        if self.runtime is not None and self.runtime.chunk_error:
+            return PolicyStatus.STATE_ERROR, self.runtime.chunk_error
         if st == "inactive":
             return PolicyStatus.STATE_READY, recent or "inactive (lifecycle activate starts inference)"
         last = self._last_chunk_wall
@@ -736,7 +692,7 @@ class PolicyNode(LifecycleNode):
         meta = worker.metadata if worker is not None else None
         if meta is not None:
             msg.policy_id, msg.checkpoint_id, msg.device = meta.policy_id, meta.checkpoint_id, str(meta.device)
-        msg.chunks_published = self._chunks_published
+        msg.chunks_published = self.runtime.chunks_published if self.runtime is not None else 0
         msg.observation_age = -1.0
         if worker is not None:
             lat = worker.stats.latency

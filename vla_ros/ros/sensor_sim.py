@@ -83,7 +83,8 @@ class SensorSim(Node):
         self.joint_pub = self.create_publisher(JointState, joint_topic, qos) if joint_topic else None
         self.ee_pub = self.create_publisher(PoseStamped, ee_topic, qos) if ee_topic else None
         if instruction is not None:
-            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
             self.create_publisher(String, instruction_topic, latched).publish(String(data=instruction))
         rng = np.random.default_rng(0)
         self.images = {name: rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for name in cameras}
@@ -111,7 +112,8 @@ class SensorSim(Node):
         if self.ee_pub is not None:
             frame = "other_frame" if "bad_frame" in self.faults else self.frame
             self.ee_pub.publish(
-                PoseStamped(header=header(t, frame), pose=pose_msg(np.array([ee_x(k), 0.0, 0.3]), np.array([0.0, 0.0, 0.0, 1.0])))
+                PoseStamped(header=header(t, frame),
+                            pose=pose_msg(np.array([ee_x(k), 0.0, 0.3]), np.array([0.0, 0.0, 0.0, 1.0])))
             )
         if k % self.every == 0:
             for name, pub in self.cam_pubs.items():

@@ -119,14 +119,18 @@ class SimNode(Node):
         self._g_closed, self._g_span = r.gripper_closed, r.gripper_open - r.gripper_closed
 
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._clock_pub = self.create_publisher(Clock, "/clock", reliable)
-        self._joint_pub = self.create_publisher(JointState, r.joint_state_topic, reliable) if r.joint_state_topic else None
+        self._joint_pub = (self.create_publisher(JointState, r.joint_state_topic, reliable)
+                           if r.joint_state_topic else None)
         self._pose_pub = self.create_publisher(PoseStamped, r.ee_pose_topic, reliable) if r.ee_pose_topic else None
-        self._cam_pubs = {name: self.create_publisher(Image, topic, QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+        self._cam_pubs = {name: self.create_publisher(Image, topic,
+                                                      QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
                           for name, topic in zip(r.camera_names, r.camera_topics)}
         self._instr_pub = self.create_publisher(String, r.instruction_topic, latched) if r.instruction_topic else None
-        self._state_pub = self.create_publisher(String, sim.task_state_topic, reliable) if sim.task_state_topic else None
+        self._state_pub = (self.create_publisher(String, sim.task_state_topic, reliable)
+                           if sim.task_state_topic else None)
         cmd_qos = qos_profile_sensor_data
         self.create_subscription(PoseStamped, ex.pose_topic, self._on_pose, cmd_qos)
         self.create_subscription(TwistStamped, ex.twist_topic, self._on_twist, cmd_qos)
@@ -173,7 +177,8 @@ class SimNode(Node):
             raise ConfigError(f"executor.gripper_joint_state_topic: must differ from robot.joint_state_topic "
                               f"({r.joint_state_topic!r}): sim_node would read its own joint states as commands")
         if abs(r.gripper_open - r.gripper_closed) < 1e-12:
-            raise ConfigError("robot.gripper_open: must differ from robot.gripper_closed (the command cannot be normalised)")
+            raise ConfigError("robot.gripper_open: must differ from robot.gripper_closed (the command cannot be "
+                              "normalised)")
 
     def _build_world(self):
         from vla_ros.sim.world import CAMERAS, SimSpec, SimWorld  # mujoco: imported by the node, not by the launch plan
@@ -419,7 +424,8 @@ class SimNode(Node):
             self._joint_pub.publish(msg)
         if self._pose_pub is not None:
             xyz, quat = self.world.ee_pose()
-            self._pose_pub.publish(PoseStamped(header=header(t, r.base_frame), pose=pose_msg(np.asarray(xyz), np.asarray(quat))))
+            self._pose_pub.publish(PoseStamped(header=header(t, r.base_frame),
+                                               pose=pose_msg(np.asarray(xyz), np.asarray(quat))))
         if not camera:
             return
         self.frames += 1
@@ -451,7 +457,8 @@ class SimNode(Node):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ros2 run vla_ros sim_node`` (also accepts --config/--robot/--set)."""
-    args, base = node_main.parse_config("sim_node", "A simulated arm (MuJoCo) behind the robot's topics, on sim time.", argv)
+    args, base = node_main.parse_config("sim_node", "A simulated arm (MuJoCo) behind the robot's topics, on sim time.",
+                                        argv)
     if base is None:
         return 2
     rclpy.init(args=args)

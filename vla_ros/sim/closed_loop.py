@@ -1,6 +1,6 @@
 """One closed-loop episode in one process: the simulator, the policy and the executor on a simulated clock.
 
-The wiring is the replay's (`vla_ros.replay.evaluate.Lane`: an `ObservationBuilder`, an
+The wiring is the replay's (`vla_ros.replay.lane.Lane`: an `ObservationBuilder`, an
 `InferenceWorker` called synchronously, the trigger, a `ChunkExecutor` with its safety limits),
 fed with the messages a robot would publish, built by the same `MessageFactory` that writes bags;
 only the source differs: the simulator instead of a bag, and the executor's commands move the arm.
@@ -38,11 +38,10 @@ import numpy as np
 
 from vla_ros.core.config import VlaConfig
 from vla_ros.core.observation_builder import ObservationSpec
-from vla_ros.core.types import EEPose
 from vla_ros.policy.base import Policy
 from vla_ros.replay import metrics as M
 from vla_ros.replay.bag_io import BagWriter, MessageFactory
-from vla_ros.replay.evaluate import Lane
+from vla_ros.replay.lane import Lane
 from vla_ros.replay.ground_truth import abs_topic
 from vla_ros.sim.world import SimSpec, SimWorld
 
@@ -57,7 +56,8 @@ def episode_seconds(cfg: VlaConfig, task: str) -> float:
 
 def world_for(cfg: VlaConfig, task: str, seed: int = 0, render: bool = True) -> SimWorld:
     """A world built from the ``sim`` section (image size, physics step)."""
-    return SimWorld(SimSpec(task=task, seed=seed, image_size=int(cfg.sim.image_size), physics_dt=float(cfg.sim.physics_dt),
+    return SimWorld(SimSpec(task=task, seed=seed, image_size=int(cfg.sim.image_size),
+                            physics_dt=float(cfg.sim.physics_dt),
                             render=render))
 
 
@@ -197,7 +197,8 @@ class _Recorder:
             self.w.write(self.twist_topic, t, m.twist_stamped(t, cmd.frame_id, cmd.linear, cmd.angular))
         if cmd.gripper is not None:
             r = self.cfg.robot
-            self.w.write(self.gripper_topic, t, m.float64(r.gripper_closed + float(cmd.gripper) * (r.gripper_open - r.gripper_closed)))
+            self.w.write(self.gripper_topic, t,
+                         m.float64(r.gripper_closed + float(cmd.gripper) * (r.gripper_open - r.gripper_closed)))
 
     def close(self) -> None:
         self.w.close()
@@ -223,18 +224,21 @@ def run_episode(world: SimWorld, cfg: VlaConfig, policy: Policy, *, lane: str = 
         policy.bind(world)
     spec = ObservationSpec.from_config(robot, policy.metadata)
     if cameras is not None:
-        spec = dataclasses.replace(spec, cameras=tuple(c for c in ObservationSpec.from_config(robot).cameras if c.name in cameras))
+        spec = dataclasses.replace(spec,
+                                   cameras=tuple(c for c in ObservationSpec.from_config(robot).cameras
+                                                 if c.name in cameras))
     elif not policy.metadata.cameras:
         spec = dataclasses.replace(spec, cameras=spec.cameras[:1])
     clock_now = [EPOCH]
     ln = Lane(lane, policy, spec, cfg, lambda: clock_now[0])
-    ln.on_message("instruction", abs_topic(robot.instruction_topic), _String(world.instruction()), EPOCH)
+    ln.on_message(abs_topic(robot.instruction_topic), _String(world.instruction()), EPOCH)
     msgs = MessageFactory()
     frame = robot.base_frame
     joints_topic, ee_topic = abs_topic(robot.joint_state_topic), abs_topic(robot.ee_pose_topic)
     cam_topics = {c.name: c.topic for c in spec.cameras}
     all_cams = dict(zip(robot.camera_names, robot.camera_topics))
-    render_names = list(dict.fromkeys([*cam_topics, *(all_cams if record else ()), *(("primary", "wrist") if gif else ())]))
+    render_names = list(dict.fromkeys([*cam_topics, *(all_cams if record else ()), *(("primary", "wrist") if gif
+                                                                                     else ())]))
     rec = _Recorder(Path(record), cfg, world.instruction()) if record else None
     lo, hi = np.asarray(cfg.safety.workspace_min, np.float64), np.asarray(cfg.safety.workspace_max, np.float64)
 
@@ -266,10 +270,10 @@ def run_episode(world: SimWorld, cfg: VlaConfig, policy: Policy, *, lane: str = 
         pos, quat = world.ee_pose()
         js = msgs.joint_state(now, names, qpos)
         ps = msgs.pose_stamped(now, frame, pos, quat)
-        ln.on_message("joints", joints_topic, js, now)
-        ln.on_message("ee_pose", ee_topic, ps, now)
+        ln.on_message(joints_topic, js, now)
+        ln.on_message(ee_topic, ps, now)
         timing.inputs += time.perf_counter() - t0
-        cmd = ln.tick(now, EEPose(pos, quat, frame), now)
+        cmd = ln.tick(now)  # on the pose just routed (the executor node takes it as its feedback)
         if cmd is not None:
             if ex.output_mode == "twist":
                 world.command_twist(cmd.linear, cmd.angular)
@@ -307,7 +311,7 @@ def run_episode(world: SimWorld, cfg: VlaConfig, policy: Policy, *, lane: str = 
             for c, img in images.items():
                 msg = msgs.image(now, f"{c}_camera", img)
                 if obs_due and c in cam_topics:
-                    ln.on_message("camera", cam_topics[c], msg, now)
+                    ln.on_message(cam_topics[c], msg, now)
                 if rec_due and c in all_cams:
                     rec.write(abs_topic(all_cams[c]), now, msg)
             timing.inputs += time.perf_counter() - t0
@@ -343,7 +347,8 @@ def run_episode(world: SimWorld, cfg: VlaConfig, policy: Policy, *, lane: str = 
         duration=ts[-1] if ts else 0.0, final_distance=float(distances[-1]) if distances else float("nan"),
         min_distance=float(np.min(distances)) if distances else float("nan"),
         t=np.asarray(ts), tool=np.asarray(tools), command=np.asarray(cmds), gripper=np.asarray(grips),
-        distance=np.asarray(distances), commands=ln.arrays(), chunks=len(chunks), latencies=[x.wall_latency for x in chunks], injected=injected,
+        distance=np.asarray(distances), commands=ln.arrays(), chunks=len(chunks),
+        latencies=[x.wall_latency for x in chunks], injected=injected,
         timing=timing, frames=frames, bag=str(record) if record else "", task_state=state, workspace_excess=excess,
         rejected_by_world=world.rejected_commands, inference_errors=int(ln.worker.stats.errors),
         chunks_rejected=int(ln.status.chunks_rejected) if ln.status is not None else 0,

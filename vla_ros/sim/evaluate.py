@@ -107,7 +107,8 @@ def format_table(summary: dict[str, dict[str, Any]]) -> str:
     head = ["lane", "episodes"] + [c[0] for c in TABLE_COLUMNS]
     rows = []
     for lane, s in summary.items():
-        rows.append([lane, str(s["episodes"])] + [_fmt(s.get(c[1]), c[2], c[3] if len(c) > 3 else 1.0) for c in TABLE_COLUMNS])
+        rows.append([lane, str(s["episodes"])] + [_fmt(s.get(c[1]), c[2], c[3] if len(c) > 3 else 1.0)
+                                                  for c in TABLE_COLUMNS])
     widths = [max(len(head[i]), *(len(r[i]) for r in rows)) for i in range(len(head))]
     out = ["  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
@@ -188,7 +189,8 @@ def run_sim_eval(cfg: VlaConfig, policy: Policy | None = None, *, task: str | No
 
             info = {"task": task, "episodes": episodes, "seeds": f"{seeds[0]}..{seeds[-1]}", "policy": meta.policy_type,
                     "checkpoint": meta.checkpoint_id or "-", "robot": cfg.robot.name,
-                    "trigger": f"{cfg.policy.trigger} ({cfg.policy.rate_hz:g} Hz)" if cfg.policy.trigger == "rate" else cfg.policy.trigger,
+                    "trigger": f"{cfg.policy.trigger} ({cfg.policy.rate_hz:g} Hz)" if cfg.policy.trigger == "rate"
+                    else cfg.policy.trigger,
                     "executor": f"{cfg.executor.strategy} @ {cfg.executor.control_rate:g} Hz", "rtc": cfg.policy.rtc,
                     "latency": cfg.replay.latency, "image_size": cfg.sim.image_size, **(extra_info or {})}
             metrics_path, report_path = SR.write_report(out, results, summary, info, cfg, title=title, plots=plots,

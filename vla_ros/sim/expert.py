@@ -31,7 +31,8 @@ class ExpertPolicy(Policy):
         self.world = world
         self.speed = float(speed)
         self.frame_id = frame_id
-        self._meta = PolicyMetadata(policy_type=self.policy_type, cameras=(), state_source="ee_pose", horizon=int(horizon),
+        self._meta = PolicyMetadata(policy_type=self.policy_type, cameras=(), state_source="ee_pose",
+                                    horizon=int(horizon),
                                     dt=float(dt), action_mode=ActionMode.ABSOLUTE)
 
     @classmethod

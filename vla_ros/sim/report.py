@@ -38,7 +38,8 @@ def plot_summary(summary: dict[str, dict[str, Any]], results: dict[str, list[Epi
     plt = P._plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     lanes = list(summary)
-    axes[0].bar(lanes, [summary[x]["success_rate"] * 100 for x in lanes], color=[LANE_COLORS.get(x, "grey") for x in lanes])
+    axes[0].bar(lanes, [summary[x]["success_rate"] * 100 for x in lanes],
+                color=[LANE_COLORS.get(x, "grey") for x in lanes])
     axes[0].set_ylabel("success rate [%]")
     axes[0].set_ylim(0, 105)
     axes[0].set_title("success rate")
@@ -97,7 +98,8 @@ def _summary_table(summary: dict[str, dict[str, Any]]) -> str:
     head = "".join(f"<th>{html.escape(c[0])}</th>" for c in TABLE_COLUMNS)
     rows = [f"<table><tr><th>lane</th><th>episodes</th>{head}</tr>"]
     for lane, s in summary.items():
-        cells = "".join(f"<td>{html.escape(_fmt(s.get(c[1]), c[2], c[3] if len(c) > 3 else 1.0))}</td>" for c in TABLE_COLUMNS)
+        cells = "".join(f"<td>{html.escape(_fmt(s.get(c[1]), c[2], c[3] if len(c) > 3 else 1.0))}</td>"
+                        for c in TABLE_COLUMNS)
         rows.append(f"<tr><td>{html.escape(lane)}</td><td>{s['episodes']}</td>{cells}</tr>")
     rows.append("</table>")
     return "\n".join(rows)
@@ -105,7 +107,8 @@ def _summary_table(summary: dict[str, dict[str, Any]]) -> str:
 
 EPISODE_ROWS = (
     ("success", "success", "{}"), ("time to success [s]", "time_to_success_s", "{:.2f}"),
-    ("final distance [cm]", "final_distance_m", "{:.2f}", 100.0), ("min distance [cm]", "min_distance_m", "{:.2f}", 100.0),
+    ("final distance [cm]", "final_distance_m", "{:.2f}", 100.0),
+    ("min distance [cm]", "min_distance_m", "{:.2f}", 100.0),
     ("path length [m]", "path_length_m", "{:.3f}"), ("held ticks", "held_ticks", "{:.0f}"),
     ("clamped ticks", "clamped_ticks", "{:.0f}"), ("chunks", "chunks", "{:.0f}"),
     ("outside the workspace, max [cm]", "workspace_excess_m", "{:.2f}", 100.0),
@@ -154,12 +157,14 @@ def write_report(out: Path, results: dict[str, list[Episode]], summary: dict[str
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{R._CSS}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
-             "<p class='muted'>" + " | ".join(f"{html.escape(str(k))}: <code>{html.escape(str(v))}</code>" for k, v in info.items())
+             "<p class='muted'>" + " | ".join(f"{html.escape(str(k))}: "
+                                              f"<code>{html.escape(str(v))}</code>" for k, v in info.items())
              + f" | generated {when}</p>", extra_html,
-             "<h2>Summary</h2><p class='muted'>Closed loop: the policy sees the consequences of its own actions. Every lane "
-             "starts each episode from the same seeded scene. <code>hold</code> repeats the current pose (the do-nothing "
-             "baseline); <code>expert</code> is the task's scripted expert through the same executor (the ceiling). Held / "
-             "clamped ticks: control ticks where the executor held the pose or a safety limit changed the command.</p>",
+             "<h2>Summary</h2><p class='muted'>Closed loop: the policy sees the consequences of its own actions. Every "
+             "lane starts each episode from the same seeded scene. <code>hold</code> repeats the current pose (the "
+             "do-nothing baseline); <code>expert</code> is the task's scripted expert through the same executor (the "
+             "ceiling). Held / clamped ticks: control ticks where the executor held the pose or a safety limit changed "
+             "the command.</p>",
              _summary_table(summary), R._img(summary_png, "summary"), *sections,
              "<p class='muted'>Raw numbers: <a href='metrics.json'>metrics.json</a>.</p></body></html>"]
     report_path = out / "index.html"

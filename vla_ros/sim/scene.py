@@ -117,18 +117,22 @@ def build_mjcf(*, physics_dt: float = 0.002, image_size: int = 128) -> str:
       <geom rgba="0.92 0.92 0.94 1" contype="2" conaffinity="0" group="1"/>
     </default>
     <default class="pad">
-      <geom rgba="0.15 0.15 0.15 1" friction="1.5 0.02 0.001" condim="6" solref="0.004 1" priority="1" contype="2" conaffinity="0"/>
+      <geom rgba="0.15 0.15 0.15 1" friction="1.5 0.02 0.001" condim="6" solref="0.004 1" priority="1" contype="2"
+            conaffinity="0"/>
     </default>
   </default>
   <asset>
-    <texture name="grid" type="2d" builtin="checker" rgb1="0.80 0.72 0.60" rgb2="0.74 0.66 0.55" width="64" height="64"/>
+    <texture name="grid" type="2d" builtin="checker" rgb1="0.80 0.72 0.60" rgb2="0.74 0.66 0.55" width="64"
+             height="64"/>
     <material name="table" texture="grid" texrepeat="8 8"/>
   </asset>
   <worldbody>
     <light pos="0.5 0 1.5" dir="0 0 -1" diffuse="0.5 0.5 0.5" castshadow="false"/>
     <!-- collisions: arm links and pads (contype 2) touch the table and the cube (conaffinity 2), not each other -->
-    <geom name="table" type="box" size="0.6 0.6 0.02" pos="0.45 0 -0.02" material="table" rgba="{TABLE_COLOR}" conaffinity="3"/>
-    <geom name="base" type="cylinder" size="0.08 0.02" pos="0 0 0.02" rgba="0.3 0.3 0.32 1" contype="0" conaffinity="0"/>
+    <geom name="table" type="box" size="0.6 0.6 0.02" pos="0.45 0 -0.02" material="table" rgba="{TABLE_COLOR}"
+          conaffinity="3"/>
+    <geom name="base" type="cylinder" size="0.08 0.02" pos="0 0 0.02" rgba="0.3 0.3 0.32 1" contype="0"
+          conaffinity="0"/>
     <camera name="primary" pos="{' '.join(map(str, PRIMARY_CAMERA_POS))}"
             xyaxes="{_look_at(PRIMARY_CAMERA_POS, PRIMARY_CAMERA_TARGET)}" fovy="{half_fov}"/>
     {l1}
@@ -149,8 +153,10 @@ def build_mjcf(*, physics_dt: float = 0.002, image_size: int = 128) -> str:
     {''.join(f'<position name="a{i}" joint="panda_joint{i}" kp="{kp}" kv="{kv}" forcerange="-{f} {f}"/>'
              for i, (kp, kv, f) in enumerate(
                  [(2000, 200, 87)] * 4 + [(800, 60, 12)] * 3, start=1))}
-    <position name="finger1" joint="{FINGER_JOINTS[0]}" kp="400" kv="20" forcerange="-25 25" ctrlrange="0 {FINGER_OPEN}"/>
-    <position name="finger2" joint="{FINGER_JOINTS[1]}" kp="400" kv="20" forcerange="-25 25" ctrlrange="0 {FINGER_OPEN}"/>
+    <position name="finger1" joint="{FINGER_JOINTS[0]}" kp="400" kv="20" forcerange="-25 25"
+              ctrlrange="0 {FINGER_OPEN}"/>
+    <position name="finger2" joint="{FINGER_JOINTS[1]}" kp="400" kv="20" forcerange="-25 25"
+              ctrlrange="0 {FINGER_OPEN}"/>
   </actuator>
 </mujoco>
 """

@@ -89,7 +89,8 @@ class SimSpec:
     def __post_init__(self) -> None:
         make_task(self.task)  # ValueError naming the field
         if not (isinstance(self.image_size, int) and 16 <= self.image_size <= 1024):
-            raise ValueError(f"sim image_size: expected an integer number of pixels in [16, 1024], got {self.image_size!r}")
+            raise ValueError("sim image_size: expected an integer number of pixels in [16, 1024], got "
+                             f"{self.image_size!r}")
         if not 0.0005 <= float(self.physics_dt) <= 0.01:
             raise ValueError(f"sim physics_dt: expected seconds in [0.0005, 0.01], got {self.physics_dt!r}")
         bad = [c for c in self.cameras if c not in CAMERAS]
@@ -132,7 +133,8 @@ class SimWorld:
         self._mj = mujoco
         self.spec = spec
         self.task = make_task(spec.task)
-        self.model = mujoco.MjModel.from_xml_string(S.build_mjcf(physics_dt=spec.physics_dt, image_size=spec.image_size))
+        self.model = mujoco.MjModel.from_xml_string(S.build_mjcf(physics_dt=spec.physics_dt,
+                                                                 image_size=spec.image_size))
         self.data = mujoco.MjData(self.model)
         self._kin = mujoco.MjData(self.model)  # kinematics of the reference configuration
         m = self.model
@@ -187,7 +189,8 @@ class SimWorld:
         tool0 = self.data.site_xpos[self._tool].copy()
         self.layout = layout = self.task.sample(rng, tool0)
         self.data.qpos[self._cube_q:self._cube_q + 3] = layout.cube if self.task.name != "reach" else [0.5, 0.0, -0.5]
-        self.data.qpos[self._cube_q + 3:self._cube_q + 7] = [math.cos(layout.cube_yaw / 2), 0, 0, math.sin(layout.cube_yaw / 2)]
+        self.data.qpos[self._cube_q + 3:self._cube_q + 7] = [math.cos(layout.cube_yaw / 2), 0, 0,
+                                                             math.sin(layout.cube_yaw / 2)]
         self.data.mocap_pos[self._goal_mocap] = layout.goal if self.task.name == "push" else HIDDEN
         self.data.mocap_pos[self._target_mocap] = layout.target if self.task.name == "reach" else HIDDEN
         mj.mj_forward(self.model, self.data)

@@ -37,7 +37,8 @@ class Bridge:
         k = ts.shape[0]
         a = PoseBatch(np.tile(self.start.position, (k, 1)), np.tile(self.start.quaternion, (k, 1)),
                       np.full(k, self.start.gripper))
-        b = PoseBatch(np.tile(self.end.position, (k, 1)), np.tile(self.end.quaternion, (k, 1)), np.full(k, self.end.gripper))
+        b = PoseBatch(np.tile(self.end.position, (k, 1)), np.tile(self.end.quaternion, (k, 1)),
+                      np.full(k, self.end.gripper))
         span = self.end_time - self.start_time
         u = np.ones(k) if span <= 0.0 else np.clip((ts - self.start_time) / span, 0.0, 1.0)
         return blend_many(a, b, u)

@@ -157,7 +157,8 @@ class ChunkExecutor:
         """A validated chunk arrived at `now`: place it, combine it with the plan (or say why not)."""
         self.chunks_received += 1
         if not isinstance(chunk, ActionChunk):
-            return self._reject(f"action_chunk: expected an ActionChunk, got {type(chunk).__name__}", count_received=False)
+            return self._reject(f"action_chunk: expected an ActionChunk, got {type(chunk).__name__}",
+                                count_received=False)
         ahead = chunk.stamp - now
         if ahead > self.cfg.max_future_stamp:
             return self._reject(
@@ -197,7 +198,8 @@ class ChunkExecutor:
         if placed is None:
             self.chunks_stale += 1
             self.skipped_steps += chunk.horizon
-            self._message = f"chunk {chunk.seq} arrived {delay:.3f} s after its observation: all {chunk.horizon} steps past"
+            self._message = (f"chunk {chunk.seq} arrived {delay:.3f} s after its observation: "
+                             f"all {chunk.horizon} steps past")
             return SubmitResult(False, self._message, chunk.horizon, delay)
 
         self.skipped_steps += placed.skipped
@@ -405,7 +407,8 @@ class ChunkExecutor:
         if not self._tracking_fault:
             return ""
         return (f"measured end-effector pose is {drift:.3f} m from where the twist commands took the arm (more than "
-                f"safety.max_tracking_error = {self.safety_cfg.max_tracking_error} m): frozen or wrong pose? zero twist")
+                f"safety.max_tracking_error = {self.safety_cfg.max_tracking_error} m): frozen or wrong pose? zero "
+                "twist")
 
     def _servo_twist(self, safe: PoseSample, prev: PoseSample, dt: float,
                      dt_limit: float) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], str]:

@@ -197,7 +197,8 @@ class Waypoints:
         u = (t - t0) / (t1 - t0)
         p0, p1 = self.positions[i - 1], self.positions[i]
         g0, g1 = float(self.gripper[i - 1]), float(self.gripper[i])
-        return PoseSample(p0 + u * (p1 - p0), slerp(self.quaternions[i - 1], self.quaternions[i], u), g0 + u * (g1 - g0))
+        return PoseSample(p0 + u * (p1 - p0), slerp(self.quaternions[i - 1], self.quaternions[i], u),
+                          g0 + u * (g1 - g0))
 
     def sample_many(self, ts: np.ndarray) -> PoseBatch:
         """`sample` at every time in `ts` at once (vectorised; same values)."""
@@ -205,14 +206,16 @@ class Waypoints:
         n = len(self._tlist)
         if n == 1:
             k = ts.shape[0]
-            return PoseBatch(np.repeat(self.positions, k, 0), np.repeat(self.quaternions, k, 0), np.repeat(self.gripper, k))
+            return PoseBatch(np.repeat(self.positions, k, 0), np.repeat(self.quaternions, k, 0),
+                             np.repeat(self.gripper, k))
         i1 = np.clip(np.searchsorted(self.times, ts, side="right"), 1, n - 1)
         i0 = i1 - 1
         t0, t1 = self.times[i0], self.times[i1]
         u = np.clip((ts - t0) / (t1 - t0), 0.0, 1.0)
         pos = self.positions[i0] + u[:, None] * (self.positions[i1] - self.positions[i0])
         quat = quat_slerp(self.quaternions[i0], self.quaternions[i1], u)
-        quat = np.where((u <= 0.0)[:, None], self.quaternions[i0], np.where((u >= 1.0)[:, None], self.quaternions[i1], quat))
+        quat = np.where((u <= 0.0)[:, None], self.quaternions[i0],
+                        np.where((u >= 1.0)[:, None], self.quaternions[i1], quat))
         quat = np.where((quat[:, 3] < 0.0)[:, None], -quat, quat)  # canonical w >= 0, like `sample`
         grip = self.gripper[i0] + u * (self.gripper[i1] - self.gripper[i0])
         return PoseBatch(pos, quat, grip)

@@ -165,7 +165,8 @@ def check_chunk(chunk: ActionChunk, safety: SafetyConfig, *, measured: EEPose | 
     return None
 
 
-def _check_reference(ref: EEPose | None, measured: EEPose | None, age: float, safety: SafetyConfig) -> ChunkProblem | None:
+def _check_reference(ref: EEPose | None, measured: EEPose | None, age: float,
+                     safety: SafetyConfig) -> ChunkProblem | None:
     if measured is None:
         return ChunkProblem("delta_reference", -1, "DELTA chunk refused: no plausible measured pose to confirm its "
                                                    "reference_pose against")

@@ -22,7 +22,8 @@ def policy_state(obs: Observation, io: IOConfig, adapter: StateAdapter | None) -
         return extract_state(obs, io)
     state = adapter(obs)
     if state.shape[0] != io.state_dim:  # the adapter was built for this state_dim; a guard, not a user error
-        raise ValueError(f"observation: the state map gives {state.shape[0]} values, the checkpoint takes {io.state_dim}")
+        raise ValueError(f"observation: the state map gives {state.shape[0]} values, the checkpoint takes "
+                         f"{io.state_dim}")
     return state
 
 
@@ -37,15 +38,18 @@ def extract_state(obs: Observation, io: IOConfig) -> np.ndarray | None:
         return None
     if io.state_source == "ee_pose":
         if obs.ee_pose is None:
-            raise ValueError("observation.ee_pose: this policy's state is the end-effector pose (state_source 'ee_pose'), but it is missing")
+            raise ValueError("observation.ee_pose: this policy's state is the end-effector pose (state_source "
+                             "'ee_pose'), but it is missing")
         return obs.ee_state()
     joints = obs.joint_positions
     if joints is None:
-        raise ValueError("observation.joint_positions: this policy's state is the joint positions (state_source 'joints'), but they are missing")
+        raise ValueError("observation.joint_positions: this policy's state is the joint positions (state_source "
+                         "'joints'), but they are missing")
     n_joints = io.state_dim - int(io.state_includes_gripper)
     if joints.shape[0] != n_joints:
         names = f" ({', '.join(io.joint_names)})" if io.joint_names else ""
-        raise ValueError(f"observation.joint_positions: this policy expects {n_joints} joints{names}, got {joints.shape[0]}")
+        raise ValueError(f"observation.joint_positions: this policy expects {n_joints} joints{names}, got "
+                         f"{joints.shape[0]}")
     if io.state_includes_gripper:
         if obs.gripper is None:
             raise ValueError("observation.gripper: this policy's state includes the gripper opening, but it is missing")

@@ -35,7 +35,8 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {
-    "gemma": Family("gemma", GemmaConfig, modeling_gemma.GemmaModel, modeling_gemma.apply_rotary_pos_emb, "gelu_pytorch_tanh"),
+    "gemma": Family("gemma", GemmaConfig, modeling_gemma.GemmaModel, modeling_gemma.apply_rotary_pos_emb,
+                    "gelu_pytorch_tanh"),
     "llama": Family("llama", LlamaConfig, modeling_llama.LlamaModel, modeling_llama.apply_rotary_pos_emb, "silu"),
 }
 
@@ -66,7 +67,8 @@ def _hf_config(family: Family, cfg: BackboneConfig, hidden_size: int, intermedia
 def build_backbone(cfg: BackboneConfig, pad_token_id: int | None) -> nn.Module:
     """The language model (``GemmaModel`` / ``LlamaModel``) with token embeddings and final norm."""
     family = FAMILIES[cfg.family]
-    return family.model_cls(_hf_config(family, cfg, cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, pad_token_id))
+    return family.model_cls(_hf_config(family, cfg, cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size,
+                                       pad_token_id))
 
 
 def build_expert(cfg: BackboneConfig, expert: ExpertConfig) -> nn.Module:

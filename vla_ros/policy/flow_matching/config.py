@@ -72,7 +72,8 @@ class IOConfig:
     action_mode: str = param(REQUIRED, "absolute or delta", choices=ACTION_MODES)
     normalization: str = param(REQUIRED, "mean_std, quantile or none", choices=NORMALIZATION_KINDS)
     max_text_tokens: int = param(REQUIRED, "instruction length in tokens (padded/truncated)", min=1)
-    joint_names: tuple[str, ...] = param((), "joint order for state_source joints ([] = any)", nonempty=True, unique=True)
+    joint_names: tuple[str, ...] = param((), "joint order for state_source joints ([] = any)", nonempty=True,
+                                         unique=True)
     state_includes_gripper: bool = param(False, "joints state: append the gripper opening")
     action_dim: int = param(EE_ACTION_DIM, "valid action dims (7: x y z rx ry rz gripper)", min=1)
     max_action_dim: int = param(32, "action dims of the model (padded)", min=1)
@@ -87,7 +88,9 @@ class IOConfig:
         "stripped, '_' and newlines made spaces, then a newline)",
         choices=PROMPT_FORMS,
     )
-    state_token: bool = param(True, "the state enters the expert as one suffix token (pi0); false for pi05 (state in the prompt)")
+    state_token: bool = param(True,
+                              "the state enters the expert as one suffix token (pi0); false for pi05 (state in the "
+                              "prompt)")
     state_bins: int = param(256, "prompt pi05: bins of the normalised state over [-1, 1]", min=2)
     image_resize: str = param(
         "antialias",
@@ -105,15 +108,18 @@ class IOConfig:
     )
     norm_convention: str = param(
         "openpi",
-        "normalisation epsilons: openpi (eps 1e-6 both ways) or lerobot (mean_std: /(std+1e-8), inverse x*std+mean; float32)",
+        "normalisation epsilons: openpi (eps 1e-6 both ways) or lerobot (mean_std: /(std+1e-8), inverse x*std+mean; "
+        "float32)",
         choices=NORM_CONVENTIONS,
     )
 
     def check(self) -> None:
         if self.prompt == "pi05" and not self.uses_state:
-            raise FieldError("prompt", "prompt 'pi05' writes the state into the text; it needs a state_source other than 'none'")
+            raise FieldError("prompt",
+                             "prompt 'pi05' writes the state into the text; it needs a state_source other than 'none'")
         if self.action_dim != EE_ACTION_DIM:
-            raise FieldError("action_dim", f"vla_ros action chunks are 7-DoF end-effector actions; expected 7, got {self.action_dim}")
+            raise FieldError("action_dim",
+                             f"vla_ros action chunks are 7-DoF end-effector actions; expected 7, got {self.action_dim}")
         if self.max_action_dim < self.action_dim:
             raise FieldError("max_action_dim", f"expected >= action_dim ({self.action_dim}), got {self.max_action_dim}")
         if self.state_dim > self.max_state_dim:
@@ -129,7 +135,8 @@ class IOConfig:
             if self.joint_names and values != self.state_dim:
                 gripper = " + gripper" if self.state_includes_gripper else ""
                 raise FieldError(
-                    "state_dim", f"{len(self.joint_names)} joint_names{gripper} make {values} values, got state_dim {self.state_dim}"
+                    "state_dim", f"{len(self.joint_names)} joint_names{gripper} make {values} values, got state_dim "
+                                 f"{self.state_dim}"
                 )
 
     @property
@@ -190,7 +197,8 @@ class ExpertConfig:
         "(SmolVLA: layer i is joint when i % self_attn_every_n_layers == 0, else cross)",
         choices=EXPERT_ATTENTIONS,
     )
-    self_attn_every_n_layers: int = param(2, "interleaved: every n-th layer (from layer 0) is a joint-attention layer", min=1)
+    self_attn_every_n_layers: int = param(2, "interleaved: every n-th layer (from layer 0) is a joint-attention layer",
+                                          min=1)
     causal_actions: bool = param(
         False, "each action token is its own causal block (SmolVLA: action i sees actions <= i); false: the action "
         "tokens attend to each other both ways (pi0)")
@@ -225,13 +233,16 @@ class VisionTowerConfig:
 class VisionConfig:
     """Image encoder: SigLIP alone, or SigLIP + DINOv2 with FiLM, aggregation tokens and a router."""
 
-    kind: str = param(REQUIRED, "siglip, siglip_dinov2 or smolvlm (v2: SmolVLM's vision transformer + pixel-shuffle connector; "
+    kind: str = param(REQUIRED,
+                      "siglip, siglip_dinov2 or smolvlm (v2: SmolVLM's vision transformer + pixel-shuffle connector; "
                      "its tower sizes in the siglip section)", choices=VISION_KINDS)
     siglip: VisionTowerConfig = section(VisionTowerConfig, "the SigLIP tower", default=REQUIRED)
-    dinov2: VisionTowerConfig | None = section(VisionTowerConfig, "the DINOv2 tower (siglip_dinov2; null otherwise)", default=None)
+    dinov2: VisionTowerConfig | None = section(VisionTowerConfig, "the DINOv2 tower (siglip_dinov2; null otherwise)",
+                                               default=None)
     num_aggregation_tokens: int = param(64, "siglip_dinov2: learned tokens kept per camera", min=1)
     router_hidden_size: int = param(256, "siglip_dinov2: router MLP width", min=1)
-    scale_factor: int = param(4, "smolvlm: pixel-shuffle factor of the connector (scale_factor^2 patches -> one token)", min=1)
+    scale_factor: int = param(4, "smolvlm: pixel-shuffle factor of the connector (scale_factor^2 patches -> one token)",
+                              min=1)
 
     def check(self) -> None:
         if self.kind == "siglip_dinov2" and self.dinov2 is None:
@@ -239,7 +250,8 @@ class VisionConfig:
         if self.dinov2 is not None and self.dinov2.intermediate_size % self.dinov2.hidden_size:
             raise FieldError(
                 "dinov2.intermediate_size",
-                f"DINOv2 sizes its MLP by an integer ratio; expected a multiple of hidden_size ({self.dinov2.hidden_size})",
+                "DINOv2 sizes its MLP by an integer ratio; expected a multiple of hidden_size "
+                f"({self.dinov2.hidden_size})",
             )
 
 
@@ -252,7 +264,8 @@ class SamplingConfig:
     max_period: float = param(4.0, "time embedding: longest period", gt=0)
     time_dtype: str = param("float32", "dtype of the time embedding's angles and sin/cos (float64: as openpi/LeRobot)",
                             choices=TIME_DTYPES)
-    time_schedule: str = param("exact", "Euler times: exact (t = 1 - i/N) or openpi (t accumulated in float32 from 1 by "
+    time_schedule: str = param("exact",
+                               "Euler times: exact (t = 1 - i/N) or openpi (t accumulated in float32 from 1 by "
                                "dt = -1/N while t >= -dt/2, as openpi's sample_actions)", choices=TIME_SCHEDULES)
 
 
@@ -313,7 +326,8 @@ class FlowMatchingConfig:
     training: TrainingConfig = section(TrainingConfig, "training")
     tokenizer: TokenizerConfig = section(TokenizerConfig, "tokenizer")
     precision: PrecisionConfig = section(PrecisionConfig, "v2: per-module dtype")
-    weights: WeightsConfig | None = section(WeightsConfig, "v2: the stored weights hash (null: hashed at load)", default=None)
+    weights: WeightsConfig | None = section(WeightsConfig, "v2: the stored weights hash (null: hashed at load)",
+                                            default=None)
     source: SourceConfig | None = section(SourceConfig, "v2: the imported source (null: made by vla_ros)", default=None)
     format: str = param(FORMAT, "file format tag", choices=(FORMAT,))
     format_version: int = param(FORMAT_VERSION, "file format version", min=1)
@@ -329,13 +343,16 @@ class FlowMatchingConfig:
             tower = getattr(self.vision, name)
             if tower is not None and self.io.image_size % tower.patch_size:
                 raise FieldError(
-                    f"vision.{name}.patch_size", f"must divide io.image_size ({self.io.image_size}), got {tower.patch_size}"
+                    f"vision.{name}.patch_size",
+                    f"must divide io.image_size ({self.io.image_size}), got {tower.patch_size}"
                 )
-        if self.vision.kind == "smolvlm" and (self.io.image_size // self.vision.siglip.patch_size) % self.vision.scale_factor:
+        if (self.vision.kind == "smolvlm"
+                and (self.io.image_size // self.vision.siglip.patch_size) % self.vision.scale_factor):
             raise FieldError("vision.scale_factor", f"must divide the patches per side "
                              f"({self.io.image_size // self.vision.siglip.patch_size}), got {self.vision.scale_factor}")
         if self.io.state_placement == "suffix" and self.io.uses_state_token and self.expert.attention == "cross":
-            raise FieldError("io.state_placement", "expert.attention 'cross' has no joint layer, so a suffix state token "
+            raise FieldError("io.state_placement",
+                             "expert.attention 'cross' has no joint layer, so a suffix state token "
                              "would never reach the action tokens; use prefix (or auto)")
         if self.expert.attention != "interleaved" and self.expert.self_attn_every_n_layers != 2:
             raise FieldError("expert.self_attn_every_n_layers", f"only interleaved experts alternate layer kinds; "
@@ -344,9 +361,11 @@ class FlowMatchingConfig:
             raise FieldError("vision.scale_factor", f"only the smolvlm vision kind has a pixel-shuffle connector; "
                              f"vision.kind is {self.vision.kind!r}")
         if self.io.state_placement == "prefix" and not self.io.uses_state_token:
-            raise FieldError("io.state_placement", "there is no state token to place (state_source 'none' or state_token false)")
+            raise FieldError("io.state_placement",
+                             "there is no state token to place (state_source 'none' or state_token false)")
         if self.expert.attention == "cross" and self.expert.causal_actions:
-            raise FieldError("expert.causal_actions", "expert.attention 'cross' has no joint layer, so the action tokens "
+            raise FieldError("expert.causal_actions",
+                             "expert.attention 'cross' has no joint layer, so the action tokens "
                              "never attend to each other and causal_actions would change nothing; use interleaved")
 
     # -- (de)serialisation ---------------------------------------------------------------------

@@ -24,7 +24,8 @@ from vla_ros.policy.flow_matching.joint_layer import grouped_attention, layer_ta
 
 
 def project_prefix_kv(layer: nn.Module, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Backbone keys/values [B, kv_heads, Lp, head_dim] (after RoPE) -> the expert layer's [B, kv_heads', Lp, head_dim]."""
+    """Backbone keys/values [B, kv_heads, Lp, head_dim] (after RoPE) -> the expert layer's
+    [B, kv_heads', Lp, head_dim]."""
     attn = layer.self_attn
     b, _, lp, _ = keys.shape
 

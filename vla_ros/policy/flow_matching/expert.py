@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def time_frequencies(dim: int, min_period: float, max_period: float, device: torch.device | str | None = None) -> torch.Tensor:
+def time_frequencies(dim: int, min_period: float, max_period: float,
+                     device: torch.device | str | None = None) -> torch.Tensor:
     """Angular frequencies [dim // 2] (float32) for periods log-spaced in [min_period, max_period]."""
     if dim % 2:
         raise ValueError(f"time embedding width must be even, got {dim}")

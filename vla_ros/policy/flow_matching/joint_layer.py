@@ -84,7 +84,8 @@ def _sdpa_has_gqa() -> bool:
 _SDPA_GQA = _sdpa_has_gqa()
 
 
-def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float) -> torch.Tensor:
+def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+                      scale: float) -> torch.Tensor:
     """SDPA with fewer K/V heads than query heads (GQA/MQA); q [B, Hq, Lq, D], k/v [B, Hkv, Lk, D]."""
     n_rep = q.shape[1] // k.shape[1]
     if n_rep > 1 and _SDPA_GQA:

@@ -105,8 +105,10 @@ class FlowMatchingVLA(nn.Module):
             state_width=width if self.state_in_prefix else None,
         )
         self.embedding_scale = float(width) ** 0.5 if config.backbone.scale_embeddings else None
-        self.register_buffer("image_mean", torch.tensor(io.image_mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("image_std", torch.tensor(io.image_std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("image_mean", torch.tensor(io.image_mean, dtype=torch.float32).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer("image_std", torch.tensor(io.image_std, dtype=torch.float32).view(1, 3, 1, 1),
+                             persistent=False)
         valid = torch.zeros(io.max_action_dim, dtype=torch.bool)
         valid[: io.action_dim] = True
         self.register_buffer("action_dim_mask", valid, persistent=False)
@@ -267,7 +269,8 @@ class FlowMatchingVLA(nn.Module):
         rot = [None, layout.rotary]
         for i, (lb, le) in enumerate(zip(self.backbone.layers, self.expert.layers)):
             if self.layer_kinds[i] == "cross":
-                h = cross_layer_forward(le, h, cache.keys[i], cache.values[i], layout.cross_rotary, layout.cross_bias, cond)
+                h = cross_layer_forward(le, h, cache.keys[i], cache.values[i], layout.cross_rotary, layout.cross_bias,
+                                        cond)
                 continue
             (_, h), _ = joint_layer_forward(
                 [lb, le], [None, h], rot, layout.bias, self.family.apply_rotary_pos_emb,

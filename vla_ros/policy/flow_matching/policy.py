@@ -32,7 +32,8 @@ import torch
 from vla_ros.core.action_modes import absolute_to_delta
 from vla_ros.core.config import ActionMapConfig, StateMapConfig
 from vla_ros.core.types import ACTION_DIM, ActionChunk, ActionMode, ChunkGuidance, Observation
-from vla_ros.policy.adapters import ActionAdapter, StateAdapter, build_action_adapter, build_state_adapter, mapped_metadata
+from vla_ros.policy.adapters import (ActionAdapter, StateAdapter, build_action_adapter, build_state_adapter,
+                                     mapped_metadata)
 from vla_ros.policy.base import Policy, PolicyMetadata
 from vla_ros.policy.checkpoint import (
     CheckpointError,
@@ -83,7 +84,8 @@ class FlowMatchingPolicy(Policy):
         if norm_stats is None:
             if io.normalization != "none":
                 raise ValueError(f"{NORM_STATS_FILE}: required for normalization {io.normalization!r}")
-            norm_stats = NormStats(_identity_stats(io.action_dim), _identity_stats(io.state_dim) if io.uses_state else None)
+            norm_stats = NormStats(_identity_stats(io.action_dim),
+                                   _identity_stats(io.state_dim) if io.uses_state else None)
             self._norm_stats_source = "identity (normalization none)"
         norm_stats.check_dims(io.state_dim if io.uses_state else 0, io.action_dim)
         self.norm_stats = norm_stats
@@ -104,7 +106,8 @@ class FlowMatchingPolicy(Policy):
     # -- loading / saving ------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, checkpoint: str | os.PathLike | None, device: str = "cpu", dtype: str = "float32") -> "FlowMatchingPolicy":
+    def load(cls, checkpoint: str | os.PathLike | None, device: str = "cpu",
+             dtype: str = "float32") -> "FlowMatchingPolicy":
         """Load a checkpoint directory offline (safetensors only) onto `device` in `dtype`.
 
         Errors name the file and the key/tensor: missing config key, pickle weights, missing or
@@ -114,17 +117,20 @@ class FlowMatchingPolicy(Policy):
         dev, dt = resolve_device(device), resolve_dtype(dtype)
         config = FlowMatchingConfig.from_json(directory / CONFIG_FILE)
         tokenizer = TextTokenizer.load(
-            directory / config.tokenizer.file, config.io.max_text_tokens, config.tokenizer.pad_token, config.tokenizer.bos_token
+            directory / config.tokenizer.file, config.io.max_text_tokens, config.tokenizer.pad_token,
+            config.tokenizer.bos_token
         )
         if tokenizer.vocab_size > config.backbone.vocab_size:
             raise CheckpointError(
-                f"{directory / config.tokenizer.file}: {tokenizer.vocab_size} tokens, but backbone.vocab_size is {config.backbone.vocab_size}"
+                f"{directory / config.tokenizer.file}: {tokenizer.vocab_size} tokens, but backbone.vocab_size is "
+                f"{config.backbone.vocab_size}"
             )
         stats_path = directory / NORM_STATS_FILE
         norm_stats = None
         if stats_path.is_file() or config.io.normalization != "none":
             norm_stats = NormStats.load(stats_path)
-            norm_stats.check_dims(config.io.state_dim if config.io.uses_state else 0, config.io.action_dim, str(stats_path))
+            norm_stats.check_dims(config.io.state_dim if config.io.uses_state else 0, config.io.action_dim,
+                                  str(stats_path))
         files = weight_files(directory)
         state, origin = read_state_dict(files, dev if dev.type == "cuda" else "cpu")
         model = build_model(config, tokenizer.pad_id, dev, dt, meta=True)
@@ -147,7 +153,8 @@ class FlowMatchingPolicy(Policy):
         if (directory / NORM_STATS_FILE).is_file():
             meta.extra["norm_stats"] = "present"
         else:
-            meta.extra["norm_stats"] = "identity (normalization none)" if config.io.normalization == "none" else "missing"
+            meta.extra["norm_stats"] = ("identity (normalization none)" if config.io.normalization == "none"
+                                        else "missing")
         return meta
 
     def save(self, out_dir: str | os.PathLike) -> Path:
@@ -180,7 +187,8 @@ class FlowMatchingPolicy(Policy):
         meta.extra["loaded"] = True
         return mapped_metadata(meta, self._action_map, self._state_map, applied=self._adapters_applied)
 
-    def configure_adapters(self, action_map: ActionMapConfig | None = None, state_map: StateMapConfig | None = None) -> None:
+    def configure_adapters(self, action_map: ActionMapConfig | None = None,
+                           state_map: StateMapConfig | None = None) -> None:
         """Apply ``policy.action_map`` / ``policy.state_map`` (None or the defaults: the native layout).
 
         Refuses, with a ConfigError naming the key, a joint-space action space, dims the
@@ -296,7 +304,8 @@ class FlowMatchingPolicy(Policy):
             image_mask=torch.ones((b, c), dtype=torch.bool, device=dev),
             tokens=torch.from_numpy(ids).to(dev),
             token_mask=torch.from_numpy(mask).to(dev),
-            state=torch.zeros((b, io.max_state_dim), dtype=torch.float32, device=dev) if self.config.uses_state_token else None,
+            state=(torch.zeros((b, io.max_state_dim), dtype=torch.float32, device=dev)
+                   if self.config.uses_state_token else None),
         )
         noise = torch.zeros((b, io.horizon, io.max_action_dim), device=dev)
         for _ in range(2):  # TorchScript profiles a graph's first run and optimises it on the next
@@ -309,7 +318,8 @@ class FlowMatchingPolicy(Policy):
         if self.action_mode == ActionMode.DELTA:
             for ob in observations:
                 if ob.ee_pose is None:
-                    raise ValueError("observation.ee_pose: this policy predicts DELTA actions relative to the end-effector pose, but it is missing")
+                    raise ValueError("observation.ee_pose: this policy predicts DELTA actions relative to the "
+                                     "end-effector pose, but it is missing")
 
     def _chunk(self, model_actions: np.ndarray, observation: Observation) -> ActionChunk:
         """One sampled [H, max_action_dim] model-space chunk -> the ActionChunk for `observation`."""
@@ -364,7 +374,8 @@ class FlowMatchingPolicy(Policy):
         b = len(instructions)
         img, present = self._images.batch(images, b)
         if not bool(present.any(dim=1).all()):
-            raise ValueError(f"images: none of this policy's cameras {list(io.cameras)} is present (got {sorted(images)})")
+            raise ValueError(f"images: none of this policy's cameras {list(io.cameras)} is present (got "
+                             f"{sorted(images)})")
         if io.uses_state:
             if state is None:
                 raise ValueError(f"state: this policy needs a [{b}, {io.state_dim}] state")
@@ -412,7 +423,8 @@ class FlowMatchingPolicy(Policy):
             return torch.randn(shape, generator=self._generator, device=self.model.device, dtype=torch.float32)
         n = np.asarray(noise, dtype=np.float32)
         if n.ndim != 2 or n.shape[0] != io.horizon or n.shape[1] not in (ACTION_DIM, io.max_action_dim):
-            raise ValueError(f"noise: expected shape ({io.horizon}, {ACTION_DIM}) or ({io.horizon}, {io.max_action_dim}), got {n.shape}")
+            raise ValueError(f"noise: expected shape ({io.horizon}, {ACTION_DIM}) or ({io.horizon}, "
+                             f"{io.max_action_dim}), got {n.shape}")
         if not np.all(np.isfinite(n)):
             raise ValueError("noise: contains NaN or inf")
         return torch.from_numpy(self._pad(n, io.max_action_dim)[None]).to(self.model.device)
@@ -422,7 +434,8 @@ class FlowMatchingPolicy(Policy):
         io = self.config.io
         a = np.asarray(actions_abs, dtype=np.float64)
         if self._action_adapter is not None:
-            a = np.stack([self._action_adapter.from_absolute(x, observation.ee_pose) for x in a.reshape(-1, *a.shape[-2:])]
+            a = np.stack([self._action_adapter.from_absolute(x, observation.ee_pose)
+                          for x in a.reshape(-1, *a.shape[-2:])]
                          ).reshape(a.shape[:-1] + (io.action_dim,))
         elif io.action_mode == "delta":
             if observation.ee_pose is None:
@@ -481,7 +494,8 @@ class FlowMatchingPolicy(Policy):
         io = self.config.io
         a = np.asarray(actions, dtype=np.float64)
         if a.ndim != 3 or a.shape[1:] != (io.horizon, ACTION_DIM) or a.shape[0] != len(observations):
-            raise ValueError(f"actions: expected shape ({len(observations)}, {io.horizon}, {ACTION_DIM}), got {a.shape}")
+            raise ValueError(f"actions: expected shape ({len(observations)}, {io.horizon}, {ACTION_DIM}), got "
+                             f"{a.shape}")
         if not np.all(np.isfinite(a)):
             raise ValueError("actions: contains NaN or inf")
         if self.action_mode == ActionMode.DELTA and any(ob.ee_pose is None for ob in observations):

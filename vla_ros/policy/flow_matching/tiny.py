@@ -47,7 +47,8 @@ def _deep_merge(base: dict, extra: dict) -> dict:
 
 def tiny_config_dict(*, family: str = "gemma", vision: str = "siglip", cameras: Sequence[str] = ("primary",),
                      horizon: int = 10, action_mode: str = "absolute", state_source: str = "ee_pose",
-                     joint_names: Sequence[str] | None = None, dt: float = 0.1, image_size: int = 224, patch_size: int = 16,
+                     joint_names: Sequence[str] | None = None, dt: float = 0.1, image_size: int = 224,
+                     patch_size: int = 16,
                      normalization: str = "mean_std", max_text_tokens: int = 16, vocab_size: int = 512,
                      overrides: dict | None = None) -> dict:
     """The config.json dict of a tiny checkpoint (validated when written)."""
@@ -55,7 +56,8 @@ def tiny_config_dict(*, family: str = "gemma", vision: str = "siglip", cameras: 
     if state_source == "joints":
         joints = tuple(joint_names) if joint_names else tuple(f"joint_{i + 1}" for i in range(6))
     state_dim = {"ee_pose": 7, "joints": len(joints) + 1, "none": 0}.get(state_source, 7)
-    tower = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "patch_size": patch_size}
+    tower = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+             "patch_size": patch_size}
     cfg: dict[str, Any] = {
         "format": "vla_ros.flow_matching",
         "format_version": 1,
@@ -124,7 +126,8 @@ def tiny_norm_stats(config: FlowMatchingConfig) -> NormStats:
         state = _plausible_stats([0.45, 0.0, 0.3, 0, 0, 0, 0.5], [0.1, 0.15, 0.1, 0.3, 0.3, 0.3, 0.4])
     elif io.state_source == "joints":
         n = io.state_dim - int(io.state_includes_gripper)
-        state = _plausible_stats([0.0] * n + [0.5] * int(io.state_includes_gripper), [0.5] * n + [0.4] * int(io.state_includes_gripper))
+        state = _plausible_stats([0.0] * n + [0.5] * int(io.state_includes_gripper),
+                                 [0.5] * n + [0.4] * int(io.state_includes_gripper))
     return NormStats(actions=actions, state=state)
 
 

@@ -75,7 +75,8 @@ def _batches(policy: FlowMatchingPolicy, data, batch_size: int, generator: torch
     elif isinstance(data, Sequence) and data and isinstance(data[0], dict):
         yield from itertools.cycle(data)
     else:
-        raise ValueError("samples_or_batches: expected (observations, actions), [(observation, actions)], a batch dict or a list of batch dicts")
+        raise ValueError("samples_or_batches: expected (observations, actions), [(observation, actions)], a batch dict "
+                         "or a list of batch dicts")
 
 
 def train(policy: FlowMatchingPolicy, samples_or_batches, steps: int = 300, batch_size: int = 32, lr: float = 3e-4, *,

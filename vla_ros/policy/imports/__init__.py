@@ -55,7 +55,8 @@ def detect_format(src: Path) -> str:
         return "openpi"
     if cfg.is_file():
         return "lerobot"  # its reader names what is wrong with the config
-    raise CheckpointImportError(f"{src}: not a LeRobot (config.json with 'type') or openpi (assets/) checkpoint directory")
+    raise CheckpointImportError(f"{src}: not a LeRobot (config.json with 'type') or openpi (assets/) checkpoint "
+                                "directory")
 
 
 def _installed_siglip_flat() -> bool:
@@ -79,14 +80,18 @@ def check_against_model(state: dict, origin: dict, expected: dict, where: Path) 
     """Names and shapes of `state` against the model's `expected` state dict; raises naming the first offenders."""
     missing = [k for k in expected if k not in state]
     if missing:
-        raise CheckpointImportError(f"{where}: missing tensors {_offenders(missing)} (native names); the checkpoint is incomplete")
+        raise CheckpointImportError(f"{where}: missing tensors {_offenders(missing)} (native names); the checkpoint is "
+                                    "incomplete")
     unexpected = [k for k in state if k not in expected]
     if unexpected:
-        raise CheckpointImportError(f"{origin.get(unexpected[0], where)}: unexpected tensors {_offenders(unexpected)} (native names)")
-    bad = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
+        raise CheckpointImportError(f"{origin.get(unexpected[0], where)}: unexpected tensors {_offenders(unexpected)} "
+                                    "(native names)")
+    bad = [f"{k} {tuple(state[k].shape)} != "
+           f"{tuple(v.shape)}" for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
     if bad:
         more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
-        raise CheckpointImportError(f"{where}: mis-shaped tensors {'; '.join(bad[:5])}{more} (checkpoint != inferred config)")
+        raise CheckpointImportError(f"{where}: mis-shaped tensors {'; '.join(bad[:5])}{more} (checkpoint != inferred "
+                                    "config)")
 
 
 def import_checkpoint(src: str | Path, out: str | Path, *, tokenizer: str | Path | None = None,
@@ -137,7 +142,8 @@ def import_checkpoint(src: str | Path, out: str | Path, *, tokenizer: str | Path
         raise CheckpointImportError(f"{exc}") from None
     if tok.vocab_size > config.backbone.vocab_size:
         raise CheckpointImportError(
-            f"{source.tokenizer_file}: {tok.vocab_size} tokens but the checkpoint embeds {config.backbone.vocab_size}; wrong tokenizer?"
+            f"{source.tokenizer_file}: {tok.vocab_size} tokens but the checkpoint embeds {config.backbone.vocab_size}; "
+            "wrong tokenizer?"
         )
     model = build_model(config, tok.pad_id, meta=True)
     check_against_model(source.state, source.origin, model.state_dict(), src / WEIGHTS_FILE)
@@ -152,4 +158,5 @@ def import_checkpoint(src: str | Path, out: str | Path, *, tokenizer: str | Path
     tok.save(out / config.tokenizer.file)
     source.norm_stats.save(out / NORM_STATS_FILE)
     config.to_json(out / CONFIG_FILE)
-    return ImportResult(out, str(source.config["source"]["policy_type"]), sha, source.source_sha256, parameters, source.notes)
+    return ImportResult(out, str(source.config["source"]["policy_type"]), sha, source.source_sha256, parameters,
+                        source.notes)

@@ -87,7 +87,8 @@ def read_type(src: Path) -> str:
     kind = cfg.get("type")
     if kind not in TYPES:
         raise CheckpointImportError(
-            f"{src / 'config.json'}: unknown policy type {kind!r}; vla-ros import reads LeRobot pi0 and pi05 checkpoints, and smolvla ones"
+            f"{src / 'config.json'}: unknown policy type {kind!r}; vla-ros import reads LeRobot pi0 and pi05 "
+            "checkpoints, and smolvla ones"
         )
     return kind
 
@@ -185,11 +186,13 @@ def _siglip_sizes(state: dict, where: Path, notes: list[str]) -> dict:
         heads = hidden // SIGLIP_HEAD_DIM
     else:
         heads = SIGLIP_SO400M["num_attention_heads"]
-        notes.append(f"SigLIP: width {hidden} is not a multiple of head_dim {SIGLIP_HEAD_DIM}; using So400m's {heads} heads")
+        notes.append(f"SigLIP: width {hidden} is not a multiple of head_dim {SIGLIP_HEAD_DIM}; using So400m's {heads} "
+                     "heads")
     side = int(round(pos[0] ** 0.5))
     if side * side != pos[0]:
         raise CheckpointImportError(f"{where}: SigLIP has {pos[0]} position embeddings, not a square grid")
-    return {"hidden_size": hidden, "intermediate_size": fc1[0], "num_hidden_layers": _layer_count(state, pre + "encoder."),
+    return {"hidden_size": hidden, "intermediate_size": fc1[0],
+            "num_hidden_layers": _layer_count(state, pre + "encoder."),
             "num_attention_heads": heads, "patch_size": patch[2], "image_size": side * patch[2]}
 
 
@@ -224,7 +227,8 @@ def read_features(src: Path, cfg: dict) -> tuple[list[str], int, int]:
     """(camera names in config order, state dim, action dim) from ``input_features`` /
     ``output_features``; a non-7-DoF action space is refused (vla_ros publishes end-effector chunks)."""
     feats = cfg.get("input_features") or {}
-    cameras = [k[len(IMAGE_PREFIX):] for k, v in feats.items() if k.startswith(IMAGE_PREFIX) and (v or {}).get("type") == "VISUAL"]
+    cameras = [k[len(IMAGE_PREFIX):] for k, v in feats.items()
+               if k.startswith(IMAGE_PREFIX) and (v or {}).get("type") == "VISUAL"]
     if not cameras:
         raise CheckpointImportError(f"{src / 'config.json'}: input_features has no observation.images.* camera")
     state_dim = int(((feats.get(STATE_KEY) or {}).get("shape") or [0])[0])
@@ -244,10 +248,12 @@ def read_normalization(src: Path, cfg: dict, state_dim: int, action_dim: int) ->
     kinds = {t: NORM_KINDS.get(str(mapping.get(t, "IDENTITY"))) for t in ("STATE", "ACTION")}
     for t, k in kinds.items():
         if k is None:
-            raise CheckpointImportError(f"{src / 'config.json'}: normalization_mapping.{t} = {mapping.get(t)!r} is not supported (MEAN_STD, QUANTILES, IDENTITY)")
+            raise CheckpointImportError(f"{src / 'config.json'}: normalization_mapping.{t} = {mapping.get(t)!r} is not "
+                                        "supported (MEAN_STD, QUANTILES, IDENTITY)")
     if state_dim and kinds["STATE"] != kinds["ACTION"]:
         raise CheckpointImportError(
-            f"{src / 'config.json'}: state is {mapping['STATE']} but action {mapping['ACTION']}; one kind for both is supported"
+            f"{src / 'config.json'}: state is {mapping['STATE']} but action {mapping['ACTION']}; one kind for both is "
+            "supported"
         )
     normalization = kinds["ACTION"]
     pre = find_step(src, PREPROCESSOR, NORMALIZER)
@@ -255,21 +261,26 @@ def read_normalization(src: Path, cfg: dict, state_dim: int, action_dim: int) ->
     if normalization != "none":
         for step, name, proc in ((pre, NORMALIZER, PREPROCESSOR), (post, UNNORMALIZER, POSTPROCESSOR)):
             if step is None or not step.get("state_file"):
-                raise CheckpointImportError(f"{src / proc}: no '{name}' step with a state_file; the normalisation statistics are missing")
+                raise CheckpointImportError(f"{src / proc}: no '{name}' step with a state_file; the normalisation "
+                                            "statistics are missing")
             eps = (step.get("config") or {}).get("eps", LEROBOT_EPS)
             if eps != LEROBOT_EPS:
-                raise CheckpointImportError(f"{src / proc}: '{name}' eps {eps} is not LeRobot's {LEROBOT_EPS}; not supported")
+                raise CheckpointImportError(f"{src / proc}: '{name}' eps {eps} is not LeRobot's {LEROBOT_EPS}; not "
+                                            "supported")
         pre_file, post_file = src / pre["state_file"], src / post["state_file"]
         state_stats = _stats(_read_stats_file(pre_file), STATE_KEY, normalization, pre_file) if state_dim else None
         action_stats = _stats(_read_stats_file(post_file), ACTION_KEY, normalization, post_file)
     else:
         z = np.zeros
         action_stats = Stats(z(action_dim), np.ones(action_dim), -np.ones(action_dim), np.ones(action_dim))
-        state_stats = Stats(z(state_dim), np.ones(state_dim), -np.ones(state_dim), np.ones(state_dim)) if state_dim else None
+        state_stats = (Stats(z(state_dim), np.ones(state_dim), -np.ones(state_dim), np.ones(state_dim))
+                       if state_dim else None)
     if state_stats is not None and state_stats.dim != state_dim:
-        raise CheckpointImportError(f"{src / pre['state_file']}: state statistics have {state_stats.dim} dims, config.json says {state_dim}")
+        raise CheckpointImportError(f"{src / pre['state_file']}: state statistics have {state_stats.dim} dims, "
+                                    f"config.json says {state_dim}")
     if action_stats.dim != action_dim:
-        raise CheckpointImportError(f"{src / post['state_file']}: action statistics have {action_stats.dim} dims, config.json says {action_dim}")
+        raise CheckpointImportError(f"{src / post['state_file']}: action statistics have {action_stats.dim} dims, "
+                                    f"config.json says {action_dim}")
     return normalization, NormStats(actions=action_stats, state=state_stats)
 
 
@@ -280,7 +291,8 @@ def _find_tokenizer(src: Path, given: Path | None) -> Path:
         for c in candidates:
             if c.is_file():
                 return c
-        raise CheckpointImportError(f"{given}: tokenizer not found; give a tokenizer.json or a SentencePiece tokenizer.model")
+        raise CheckpointImportError(f"{given}: tokenizer not found; give a tokenizer.json or a SentencePiece "
+                                    "tokenizer.model")
     step = find_step(src, PREPROCESSOR, TOKENIZER_STEP) or {}
     art = (step.get("artifacts") or {}).get("tokenizer_name") or (step.get("config") or {}).get("tokenizer_name")
     dirs = ([src / art] if isinstance(art, str) and (src / art).is_dir() else []) + [src / "tokenizer", src]
@@ -308,7 +320,8 @@ def read_lerobot(src: str | Path, tokenizer: str | Path | None = None, *, dt: fl
 
         return read_smolvla(src, tokenizer, dt=dt, vlm=vlm, vlm_path=vlm_path)
     if vlm is not None or vlm_path:
-        raise CheckpointImportError(f"--vlm / --vlm-path: only SmolVLA checkpoints name a VLM directory; {src} is {kind}")
+        raise CheckpointImportError(f"--vlm / --vlm-path: only SmolVLA checkpoints name a VLM directory; {src} is "
+                                    f"{kind}")
     cfg = _read_json(src / "config.json", "LeRobot config.json")
     notes: list[str] = []
     tok_file = _find_tokenizer(src, Path(tokenizer) if tokenizer else None)
@@ -321,7 +334,8 @@ def read_lerobot(src: str | Path, tokenizer: str | Path | None = None, *, dt: fl
     if unknown:
         more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
         raise CheckpointImportError(
-            f"{where}: unexpected tensors {', '.join(repr(k) for k in unknown[:5])}{more}; not part of a LeRobot {kind} model"
+            f"{where}: unexpected tensors {', '.join(repr(k) for k in unknown[:5])}{more}; not part of a LeRobot "
+            f"{kind} model"
         )
 
     vlm = _gemma_sizes(state, "backbone.", where)
@@ -330,7 +344,8 @@ def read_lerobot(src: str | Path, tokenizer: str | Path | None = None, *, dt: fl
     _check_variant(expert, cfg.get("action_expert_variant"), "action expert", notes)
     for k in ("depth", "num_heads", "num_kv_heads", "head_dim"):
         if vlm[k] != expert[k]:
-            raise CheckpointImportError(f"{where}: the expert's {k} ({expert[k]}) differs from the VLM's ({vlm[k]}); the joint attention needs them equal")
+            raise CheckpointImportError(f"{where}: the expert's {k} ({expert[k]}) differs from the VLM's ({vlm[k]}); "
+                                        "the joint attention needs them equal")
     vocab = _shape(state, keymap.EMBED_TOKENS, where)[0]
     siglip = _siglip_sizes(state, where, notes)
     max_action_dim = _shape(state, "heads.action_in_proj.weight", where)[1]
@@ -352,11 +367,13 @@ def read_lerobot(src: str | Path, tokenizer: str | Path | None = None, *, dt: fl
     # -- features --
     cameras, state_dim, action_dim = read_features(src, cfg)
     if int(cfg.get("empty_cameras", 0) or 0):
-        raise CheckpointImportError(f"{src / 'config.json'}: empty_cameras = {cfg['empty_cameras']} is not supported yet")
+        raise CheckpointImportError(f"{src / 'config.json'}: empty_cameras = {cfg['empty_cameras']} is not supported "
+                                    "yet")
     res = cfg.get("image_resolution") or [siglip["image_size"]] * 2
     if len(res) != 2 or res[0] != res[1] or res[0] != siglip["image_size"]:
         raise CheckpointImportError(
-            f"{src / 'config.json'}: image_resolution {res} does not match SigLIP's {siglip['image_size']} px square input"
+            f"{src / 'config.json'}: image_resolution {res} does not match SigLIP's {siglip['image_size']} px square "
+            "input"
         )
     normalization, norm_stats = read_normalization(src, cfg, state_dim, action_dim)
 
@@ -390,7 +407,8 @@ def read_lerobot(src: str | Path, tokenizer: str | Path | None = None, *, dt: fl
             "norm_convention": "lerobot",
         },
         **architecture_sections(kind, vocab, vlm, expert, siglip),
-        "sampling": {"num_steps": int(cfg.get("num_inference_steps", 10)), "min_period": float(cfg.get("min_period", 4e-3)),
+        "sampling": {"num_steps": int(cfg.get("num_inference_steps", 10)),
+                     "min_period": float(cfg.get("min_period", 4e-3)),
                      "max_period": float(cfg.get("max_period", 4.0)), "time_dtype": "float64"},
         "training": {"time_beta_alpha": float(cfg.get("time_sampling_beta_alpha", 1.5)),
                      "time_beta_beta": float(cfg.get("time_sampling_beta_beta", 1.0)), "time_min": offset},

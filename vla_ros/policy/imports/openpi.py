@@ -81,11 +81,13 @@ def find_norm_stats(src: Path, asset_id: str | None) -> tuple[str, Path]:
     found = sorted(p.parent.relative_to(assets).as_posix() for p in assets.rglob(NORM_STATS) if p.is_file())
     if asset_id is not None:
         if not asset_id or Path(asset_id).is_absolute() or ".." in Path(asset_id).parts:
-            raise CheckpointImportError(f"--asset-id: expected a path inside {assets}, such as 'physical-intelligence/libero', got {asset_id!r}")
+            raise CheckpointImportError(f"--asset-id: expected a path inside {assets}, such as "
+                                        f"'physical-intelligence/libero', got {asset_id!r}")
         path = assets / asset_id / NORM_STATS
         if not path.is_file():
             have = ", ".join(found) if found else "none"
-            raise CheckpointImportError(f"{path}: not found; --asset-id must be one of this checkpoint's asset ids ({have})")
+            raise CheckpointImportError(f"{path}: not found; --asset-id must be one of this checkpoint's asset ids "
+                                        f"({have})")
         return asset_id, path
     if not found:
         raise CheckpointImportError(f"{assets}: no <asset_id>/{NORM_STATS}; the normalisation statistics are missing")
@@ -182,7 +184,8 @@ def read_openpi(src: str | Path, tokenizer: str | Path | None = None, *, dt: flo
     cfg_path = src / "config.json"
     cfg = _read_json(cfg_path, "openpi config.json")
     if "type" in cfg:
-        raise CheckpointImportError(f"{cfg_path}: has a LeRobot 'type' ({cfg['type']!r}); import it with --format lerobot")
+        raise CheckpointImportError(f"{cfg_path}: has a LeRobot 'type' ({cfg['type']!r}); import it with --format "
+                                    "lerobot")
     notes: list[str] = []
     found_id, stats_path = find_norm_stats(src, asset_id)
     if tokenizer is None and not any((src / n).is_file() for n in ("tokenizer.json", "tokenizer.model")):
@@ -201,7 +204,8 @@ def read_openpi(src: str | Path, tokenizer: str | Path | None = None, *, dt: flo
     if unknown:
         more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
         raise CheckpointImportError(
-            f"{where}: unexpected tensors {', '.join(repr(k) for k in unknown[:5])}{more}; not part of an openpi pi0 / pi05 model"
+            f"{where}: unexpected tensors {', '.join(repr(k) for k in unknown[:5])}{more}; not part of an openpi pi0 / "
+            "pi05 model"
         )
     kind = policy_kind(state, where)
     norm_stats, state_dim, action_dim = read_norm_stats(stats_path, kind)
@@ -212,7 +216,8 @@ def read_openpi(src: str | Path, tokenizer: str | Path | None = None, *, dt: flo
     _check_variant(expert, _variant(cfg.get("action_expert_variant")), "action expert", notes)
     for k in ("depth", "num_heads", "num_kv_heads", "head_dim"):
         if vlm[k] != expert[k]:
-            raise CheckpointImportError(f"{where}: the expert's {k} ({expert[k]}) differs from the VLM's ({vlm[k]}); the joint attention needs them equal")
+            raise CheckpointImportError(f"{where}: the expert's {k} ({expert[k]}) differs from the VLM's ({vlm[k]}); "
+                                        "the joint attention needs them equal")
     vocab = _shape(state, keymap.EMBED_TOKENS, where)[0]
     siglip = _siglip_sizes(state, where, notes)
     model_action_dim = _shape(state, "heads.action_in_proj.weight", where)[1]
@@ -227,19 +232,24 @@ def read_openpi(src: str | Path, tokenizer: str | Path | None = None, *, dt: flo
     else:
         max_state_dim = model_action_dim  # openpi pads the state to action_dim
     if state_dim > max_state_dim:
-        raise CheckpointImportError(f"{stats_path}: the state has {state_dim} dims, more than the model's {max_state_dim}")
+        raise CheckpointImportError(f"{stats_path}: the state has {state_dim} dims, more than the model's "
+                                    f"{max_state_dim}")
     if action_dim > model_action_dim:
-        raise CheckpointImportError(f"{stats_path}: the actions have {action_dim} dims, more than the model's {model_action_dim}")
+        raise CheckpointImportError(f"{stats_path}: the actions have {action_dim} dims, more than the model's "
+                                    f"{model_action_dim}")
     if action_dim != 7:  # e.g. openpi's DROID (8: joint velocities + gripper) or ALOHA (14)
         from vla_ros.policy.adapters import joint_space_message
 
-        raise CheckpointImportError(joint_space_message(action_dim, f"{stats_path} (norm_stats.actions)", importing=True))
+        raise CheckpointImportError(joint_space_message(action_dim, f"{stats_path} (norm_stats.actions)",
+                                                        importing=True))
     if "precision" in cfg and cfg["precision"] not in ("bfloat16", "float32", "float16"):
-        raise CheckpointImportError(f"{cfg_path}: precision must be bfloat16, float32 or float16, got {cfg['precision']!r}")
+        raise CheckpointImportError(f"{cfg_path}: precision must be bfloat16, float32 or float16, got "
+                                    f"{cfg['precision']!r}")
     if dtypes != ["float32"]:
         notes.append(f"weights stored as {', '.join(dtypes)}; kept as stored, loaded in the dtype asked for")
     notes.append(f"norm stats from {ASSETS}/{found_id}/{NORM_STATS} ({NORMALIZATION[kind]}, openpi eps 1e-6)")
-    notes.append(f"cameras: openpi's slots {', '.join(IMAGE_KEYS)}; text length {MAX_TOKEN_LEN[kind]} (openpi's default)")
+    notes.append(f"cameras: openpi's slots {', '.join(IMAGE_KEYS)}; text length {MAX_TOKEN_LEN[kind]} (openpi's "
+                 "default)")
 
     config = {
         "format": "vla_ros.flow_matching",

@@ -110,7 +110,8 @@ def _vlm_sizes(vlm_dir: Path) -> tuple[dict, dict, int]:
     if not isinstance(text, dict) or not isinstance(vision, dict):
         raise CheckpointImportError(f"{path}: not a SmolVLM config (expected text_config and vision_config sections)")
     for sec, keys, what in ((text, ("hidden_size", "num_hidden_layers", "num_attention_heads"), "text_config"),
-                            (vision, ("hidden_size", "num_attention_heads", "patch_size", "image_size"), "vision_config")):
+                            (vision, ("hidden_size", "num_attention_heads", "patch_size", "image_size"),
+                             "vision_config")):
         for k in keys:
             if not isinstance(sec.get(k), int):
                 raise CheckpointImportError(f"{path}: {what}.{k} missing or not an integer")
@@ -127,7 +128,8 @@ def _find_tokenizer(src: Path, given: str | Path | None, vlm_dir: Path) -> Path:
         cand = g / "tokenizer.json" if g.is_dir() else g
         if cand.is_file():
             return cand
-        raise CheckpointImportError(f"--tokenizer {g}: no tokenizer.json there; give the SmolVLM tokenizer.json or its directory")
+        raise CheckpointImportError(f"--tokenizer {g}: no tokenizer.json there; give the SmolVLM tokenizer.json or its "
+                                    "directory")
     step = find_step(src, PREPROCESSOR, TOKENIZER_STEP) or {}
     art = (step.get("artifacts") or {}).get("tokenizer_name")
     dirs = ([src / art] if isinstance(art, str) else []) + [src / "tokenizer", vlm_dir]
@@ -158,7 +160,8 @@ def tokenizer_specials(path: Path, text_config: dict) -> tuple[str, str | None]:
         if len(with_special) == len(plain) + 1 and with_special[1:] == plain:
             bos = tok.id_to_token(with_special[0])
         else:
-            raise CheckpointImportError(f"{path}: the tokenizer adds special tokens other than a leading BOS; not supported")
+            raise CheckpointImportError(f"{path}: the tokenizer adds special tokens other than a leading BOS; not "
+                                        "supported")
     pad = None
     cfg_file = path.parent / "tokenizer_config.json"
     if cfg_file.is_file():
@@ -181,7 +184,8 @@ def _refuse_unsupported(src: Path, cfg: dict) -> None:
     if int(cfg.get("n_obs_steps", 1) or 1) != 1:
         raise CheckpointImportError(f"{where}: n_obs_steps = {cfg['n_obs_steps']}; only 1 is supported")
     if cfg.get("attention_mode", "cross_attn") not in ("cross_attn", "self_attn"):
-        raise CheckpointImportError(f"{where}: attention_mode {cfg.get('attention_mode')!r}; expected cross_attn or self_attn")
+        raise CheckpointImportError(f"{where}: attention_mode {cfg.get('attention_mode')!r}; expected cross_attn or "
+                                    "self_attn")
 
 
 def _expert_attention(cfg: dict) -> tuple[str, int]:
@@ -208,8 +212,8 @@ def read_smolvla(src: Path, tokenizer: str | Path | None = None, *, dt: float = 
     n_layers = int(cfg.get("num_vlm_layers", -1) or -1)
     if n_layers > vlm_layers:
         raise CheckpointImportError(
-            f"{src / 'config.json'}: num_vlm_layers = {n_layers} but the VLM {name!r} ({vlm_dir / 'config.json'}) has only "
-            f"{vlm_layers} text layers; wrong VLM directory?"
+            f"{src / 'config.json'}: num_vlm_layers = {n_layers} but the VLM {name!r} ({vlm_dir / 'config.json'}) has "
+            f"only {vlm_layers} text layers; wrong VLM directory?"
         )
     n_layers = vlm_layers if n_layers <= 0 else n_layers
     n_expert = int(cfg.get("num_expert_layers", -1) or -1)
@@ -243,11 +247,13 @@ def read_smolvla(src: Path, tokenizer: str | Path | None = None, *, dt: float = 
                                     "not part of a LeRobot smolvla model")
     stored_layers = _layer_count(state, "backbone.")
     if stored_layers != n_layers:
-        raise CheckpointImportError(f"{where}: {stored_layers} VLM text layers stored, but num_vlm_layers is {n_layers}")
+        raise CheckpointImportError(f"{where}: {stored_layers} VLM text layers stored, but num_vlm_layers is "
+                                    f"{n_layers}")
 
     cameras, state_dim, action_dim = read_features(src, cfg)
     if not state_dim:
-        raise CheckpointImportError(f"{src / 'config.json'}: SmolVLA needs an observation.state feature (its state token)")
+        raise CheckpointImportError(f"{src / 'config.json'}: SmolVLA needs an observation.state feature (its state "
+                                    "token)")
     normalization, norm_stats = read_normalization(src, cfg, state_dim, action_dim)
     image_size = int(vision["image_size"])
     res = cfg.get("resize_imgs_with_padding")
@@ -255,7 +261,8 @@ def read_smolvla(src: Path, tokenizer: str | Path | None = None, *, dt: float = 
         raise CheckpointImportError(f"{src / 'config.json'}: resize_imgs_with_padding {res} does not match the VLM's "
                                     f"{image_size} px square input ({vlm_dir / 'config.json'})")
     if int(cfg.get("prefix_length", -1) or -1) > 0:
-        notes.append("prefix_length > 0 pads the prefix with masked tokens; that changes no number, so it is not reproduced")
+        notes.append("prefix_length > 0 pads the prefix with masked tokens; that changes no number, so it is not "
+                     "reproduced")
     attention, every_n = _expert_attention(cfg)
     heads = int(text["num_attention_heads"])
     head_dim = int(text.get("head_dim") or text["hidden_size"] // heads)
@@ -292,22 +299,26 @@ def read_smolvla(src: Path, tokenizer: str | Path | None = None, *, dt: float = 
             "hidden_act": str(text.get("hidden_act", "silu")), "scale_embeddings": True,
         },
         "expert": {
-            "hidden_size": expert_q[1], "intermediate_size": _shape(state, "expert.layers.0.mlp.gate_proj.weight", where)[0],
+            "hidden_size": expert_q[1],
+            "intermediate_size": _shape(state, "expert.layers.0.mlp.gate_proj.weight", where)[0],
             "time_conditioning": "fused", "attention": attention, "self_attn_every_n_layers": every_n,
             "causal_actions": True,
         },
         "vision": {
             "kind": "smolvlm", "scale_factor": scale_factor,
-            "siglip": {"hidden_size": int(vision["hidden_size"]), "intermediate_size": int(vision.get("intermediate_size", 3072)),
+            "siglip": {"hidden_size": int(vision["hidden_size"]),
+                       "intermediate_size": int(vision.get("intermediate_size", 3072)),
                        "num_hidden_layers": int(vision.get("num_hidden_layers", 12)),
-                       "num_attention_heads": int(vision["num_attention_heads"]), "patch_size": int(vision["patch_size"]),
+                       "num_attention_heads": int(vision["num_attention_heads"]),
+                       "patch_size": int(vision["patch_size"]),
                        "layer_norm_eps": float(vision.get("layer_norm_eps", 1e-6))},
         },
         "sampling": {"num_steps": int(cfg.get("num_steps", 10)), "min_period": float(cfg.get("min_period", 4e-3)),
                      "max_period": float(cfg.get("max_period", 4.0)), "time_dtype": "float64"},
         "training": {"time_beta_alpha": 1.5, "time_beta_beta": 1.0, "time_min": offset},
         "tokenizer": {"file": "tokenizer.json", "pad_token": pad_token, "bos_token": bos_token},
-        "source": {"format": "lerobot", "policy_type": "smolvla", "path": str(src.resolve()), "weights_sha256": source_sha},
+        "source": {"format": "lerobot", "policy_type": "smolvla", "path": str(src.resolve()),
+                   "weights_sha256": source_sha},
     }
     notes.append(f"VLM config from {vlm_dir}")
     return SourceCheckpoint(config, state, origin, norm_stats, tok_file, source_sha, notes)

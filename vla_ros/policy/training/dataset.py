@@ -1,5 +1,7 @@
 """Training samples from recorded bags: (observation, the commanded future) pairs.
 
+Training data, so it lives with the training code (`vla_ros.policy.training`); it reads bags with
+the replay's `Bag` reader and ground truth, which need `rosbags` only (no ROS).
 The observations are assembled by the same `ObservationBuilder` the node and the replay use (same
 synchronisation, same decoding), so a policy trained on them sees at evaluation exactly what it
 saw in training. The label of an observation at stamp s is the ground truth
