@@ -117,11 +117,8 @@ class LockstepError(AssertionError):
 
 
 # ============================================================================ node introspection
-# Every read of node internals is here (the lead re-points these after the node refactor).
-def _policy_runtime(policy_node):
-    return getattr(policy_node, "runtime", None)
-
-
+# Every read of node state is here: the nodes' runtimes (`PolicyNode.runtime`: PolicyRuntime,
+# `ExecutorNode.runtime`: ExecutorRuntime) and the counters they keep.
 def policy_now_ns(policy_node) -> int:
     return policy_node.get_clock().now().nanoseconds
 
@@ -148,15 +145,13 @@ def policy_busy(policy_node) -> bool:
 
 
 def policy_chunks_published(policy_node) -> int:
-    rt = _policy_runtime(policy_node)
-    if rt is not None and hasattr(rt, "chunks_published"):
-        return rt.chunks_published
-    return policy_node._chunks_published
+    rt = policy_node.runtime
+    return 0 if rt is None else rt.chunks_published
 
 
 def policy_feedback_stamp(policy_node) -> float | None:
-    rt = _policy_runtime(policy_node)
-    fb = rt.feedback if rt is not None and hasattr(rt, "feedback") else getattr(policy_node, "_feedback", None)
+    rt = policy_node.runtime
+    fb = None if rt is None else rt.feedback
     return None if fb is None else float(fb.stamp)
 
 
@@ -173,30 +168,23 @@ def executor_now_ns(executor_node) -> int:
 
 
 def executor_ticks(executor_node) -> int:
-    """Control ticks so far (`ExecutorNode.tick_log`, one row per tick; the harness sets it to [])."""
-    return len(executor_node.tick_log)
+    """Control ticks so far."""
+    return executor_node.runtime.ticks
 
 
 def executor_commanding(executor_node) -> bool:
     """True once the core publishes a command every tick (it had a plausible pose)."""
-    return executor_node.core._last_cmd is not None
-
-
-def _executor_runtime(executor_node):
-    return getattr(executor_node, "runtime", None)
+    return executor_node.runtime.last_command is not None
 
 
 def executor_decoded_waiting(executor_node) -> int:
     """Chunks decoded and waiting for the next tick to enter the plan."""
-    rt = _executor_runtime(executor_node)
-    return rt.queued if rt is not None else len(executor_node._pending)
+    return executor_node.runtime.queued
 
 
 def executor_chunks_waiting(executor_node) -> int:
     """Chunks received and not yet in the plan (raw or decoded)."""
-    if hasattr(executor_node, "chunks_waiting"):
-        return executor_node.chunks_waiting
-    return len(executor_node._pending)
+    return executor_node.chunks_waiting
 
 
 def executor_chunks_in(executor_node) -> int:
@@ -206,13 +194,12 @@ def executor_chunks_in(executor_node) -> int:
 
 def executor_gripper_sent(executor_node) -> bool:
     """The last tick's command carried a gripper value (published on the gripper topic)."""
-    cmd = executor_node.core._last_cmd
+    cmd = executor_node.runtime.last_command
     return cmd is not None and cmd.gripper is not None
 
 
 def executor_pose_time(executor_node) -> float | None:
-    rt = _executor_runtime(executor_node)
-    return rt.feedback.time if rt is not None else executor_node._pose_time
+    return executor_node.runtime.feedback.time
 
 
 def executor_counters(executor_node) -> dict:
@@ -254,7 +241,6 @@ class LockstepGraph:
         remap = {k: ["--ros-args", "-r", f"/clock:={topic}"] for k, topic in self.clock_topics.items()}
         self.executor_node = ExecutorNode(cfg, node_name=f"vla_executor_{tag}", context=context,
                                           parameter_overrides=sim, cli_args=remap["executor"])
-        self.executor_node.tick_log = []
         self.policy_node = PolicyNode(cfg, node_name=f"vla_policy_{tag}", context=context, parameter_overrides=sim,
                                       cli_args=remap["policy"])
         self.feeder = Node("lockstep_feeder", context=context)

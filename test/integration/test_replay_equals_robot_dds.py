@@ -142,7 +142,11 @@ def test_replay_equals_robot(rclpy_context, checkpoint, bags, rtc, ee_pose_delay
 
     # Replay equals the robot.
     lane = _replay(bag, cfg)
-    replay_chunks = [r.chunk for r in lane.records]  # every chunk the replay's executor was handed
+    replay_chunks = [r.chunk for r in lane.records if r.sent]  # every chunk the replay's executor was handed
+    if refusals:  # the same chunks refused by the same check, never sent
+        refused = dict(lane.runtime.chunk_problems)
+        assert refused == live.chunk_problems, (refused, live.chunk_problems)
+        assert len(lane.refused) == sum(live.chunk_problems.values())
     diffs = lockstep.chunk_differences(replay_chunks, live.chunks, tol=TOL)
     diffs += lockstep.command_differences(lane.arrays(), live.arrays(), tol=TOL)
     status = lane.status

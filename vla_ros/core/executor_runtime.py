@@ -82,6 +82,7 @@ class ExecutorRuntime:
         # (chunk, receive time, token): `token` comes back with the chunk's SubmitResult from `step`
         self._queue: collections.deque[tuple[ActionChunk, float, Hashable]] = collections.deque()
         self.ticks = 0
+        self.last_command: Command | None = None  # the newest tick's command (None before a plausible pose)
         self.dropped = 0  # chunks dropped from a full queue
 
     # ---------------------------------------------------------------- chunks in
@@ -145,6 +146,7 @@ class ExecutorRuntime:
         with self.lock:
             cmd = self.core.tick(now, fb.pose, fb.time)
             self.ticks += 1
+            self.last_command = cmd
             if cmd is not None and publish is not None:
                 publish(cmd)
         return cmd

@@ -240,6 +240,9 @@ def _evaluate_open_bag(bag: Bag, stack: contextlib.ExitStack, path: Path, cfg: V
         warnings.extend(_problem_warnings(lane))
         if lane.errors:
             warnings.append(f"[{lane.name}] {len(lane.errors)} inference error(s); last: {lane.errors[-1]}")
+        if lane.refused:
+            warnings.append(f"[{lane.name}] {len(lane.refused)} chunk(s) refused by the policy node's chunk check "
+                            f"and never sent (as on the robot); last: {lane.refused[-1].reason}")
     timing.total = time.perf_counter() - t_start_wall
     result = BagResult(path, path.name, end - bag.start, bag.start, end, gt, lanes, {}, warnings, timing,
                        str(out_bag) if out_bag is not None else "", n_msgs)

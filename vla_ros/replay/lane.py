@@ -72,6 +72,7 @@ class ChunkRecord:
     reason: str = ""
     skipped: int = 0
     msg: Any = None  # the vla_ros/ActionChunk message sent (None: no chunk, or refused by the chunk check)
+    sent: bool = True  # False: the policy node's chunk check refused it, it never reached the executor
 
     def executes_from(self, control_dt: float) -> float:
         """The first control tick that can execute the chunk: it enters the plan after the first tick at
@@ -127,8 +128,9 @@ class Lane:
         self.worker.set_policy(policy)
         self.meta = policy.metadata
         self.in_flight: ChunkRecord | None = None
-        self.records: list[ChunkRecord] = []  # chunks that reached the executor, in arrival order
-        self.refused: list[ChunkRecord] = []  # chunks the policy-side chunk check did not let out
+        # every chunk the policy produced, by trigger time: sent to the executor (accepted or not by it),
+        # or refused by the policy node's chunk check (``sent`` False), as the robot would have
+        self.records: list[ChunkRecord] = []
         self.requests = 0
         self.no_observation_times: list[float] = []  # triggers that found no observation
         self.no_observation_why = ""  # what the builder waited for at the first of them
@@ -156,6 +158,11 @@ class Lane:
     @property
     def needs_status(self) -> bool:
         return self.runtime.needs_status
+
+    @property
+    def refused(self) -> list[ChunkRecord]:
+        """The chunks the policy node's chunk check refused (never sent)."""
+        return [r for r in self.records if not r.sent]
 
     @property
     def rtc_notes(self) -> Counter:
@@ -219,10 +226,16 @@ class Lane:
     def finish(self, now: float) -> None:
         """The end of the replay at `now`: the last batch, the executor's final status."""
         self.execution.finish(self, now)
+        self._order_records()
 
     def apply_remote(self, result: LaneExecution) -> None:
         """The second process's executor output for this lane (a `LaneExecution`, after `finish`)."""
         self.execution.apply_remote(self, result)
+        self._order_records()
+
+    def _order_records(self) -> None:
+        # refused chunks are recorded when inferred, sent ones when the executor took them
+        self.records.sort(key=lambda r: r.triggered_at)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The commands at every tick (from the second process when the executor ran there)."""
@@ -275,8 +288,9 @@ class Lane:
 
     def _refuse(self, rec: ChunkRecord) -> None:
         """The policy-side chunk check refused the chunk: it is never sent (as on the node)."""
+        rec.sent, rec.accepted = False, False
         rec.reason = f"refused by the policy node's chunk check: {self.runtime.last_refusal}"
-        self.refused.append(rec)
+        self.records.append(rec)
 
     def sent(self, now: float) -> None:
         """A chunk message leaves the policy half at `now` (the queue trigger waits for its acknowledgement)."""

@@ -224,6 +224,7 @@ _DETAIL = (
     ("injected latency mean [ms]", ("latency", "injected_s", "mean"), 1e3, "{:.1f}"),
     ("chunk delay mean [ms]", ("latency", "chunk_delay_s", "mean"), 1e3, "{:.1f}"),
     ("chunks / triggers skipped busy", ("inference", "skipped_busy"), 1, "{:.0f}"),
+    ("chunks refused by the chunk check (not sent)", ("inference", "refused_by_chunk_check"), 1, "{:.0f}"),
 )
 
 

@@ -108,6 +108,8 @@ def _lane_counts(lane: Lane, recs: list[ChunkRecord]) -> dict[str, Any]:
             "no_observation": lane.worker.stats.no_observation,
             "errors": lane.worker.stats.errors,
             "rtc_guided": lane.guided,
+            "refused_by_chunk_check": len(lane.refused),  # never sent (the policy node's check)
+            "refused_by_code": dict(lane.runtime.chunk_problems),
         },
         "inputs": {
             "received": bstats.received,
