@@ -50,16 +50,21 @@ class FeedbackPose:
         self.pose: EEPose | None = None
         self.time: float | None = None
 
-    def on_msg(self, msg: Any, now: float) -> str:
-        """Take a PoseStamped received at `now`; "" if it became the feedback pose, else why not."""
+    def on_msg(self, msg: Any, now: float, decoded: EEPose | None = None) -> str:
+        """Take a PoseStamped received at `now`; "" if it became the feedback pose, else why not.
+
+        `decoded`: its `pose_to_ee` when the caller already has it (None = decoded here).
+        """
         frame = str(msg.header.frame_id)
         if frame and frame != self.base_frame:
             return (f"{self.topic}: header.frame_id: expected {self.base_frame!r} (robot.base_frame), got {frame!r}; "
                     "pose ignored")
-        try:
-            pose = pose_to_ee(msg.pose, frame, self.topic)
-        except MessageError as exc:
-            return f"pose ignored: {exc}"
+        pose = decoded
+        if pose is None:
+            try:
+                pose = pose_to_ee(msg.pose, frame, self.topic)
+            except MessageError as exc:
+                return f"pose ignored: {exc}"
         self.pose, self.time = pose, now
         return ""
 

@@ -96,7 +96,7 @@ class PolicyRuntime:
         if spec.joint_state_topic:
             routes[absolute(spec.joint_state_topic)] = partial(self._input, b.add_joint_state)
         if spec.ee_pose_topic:
-            routes[absolute(spec.ee_pose_topic)] = partial(self._input, b.add_ee_pose)
+            routes[absolute(spec.ee_pose_topic)] = self._ee_pose
         if cfg.robot.instruction_topic:
             routes[absolute(cfg.robot.instruction_topic)] = self._instruction
         if self.needs_status:
@@ -108,10 +108,20 @@ class PolicyRuntime:
         """Every (absolute) topic `route` takes."""
         return list(self._routes)
 
-    def route(self, topic: str, msg: Any, now: float) -> str:
-        """One input message received at `now`: "" / `INSTRUCTION` (it changed) / `DUE` (queue trigger)."""
+    def route(self, topic: str, msg: Any, now: float, decoded: Any = None) -> str:
+        """One input message received at `now`: "" / `INSTRUCTION` (it changed) / `DUE` (queue trigger).
+
+        `decoded`: for an EE pose, its `pose_to_ee` when the caller already has it (a replay decodes each
+        pose once for all its lanes); None = decoded here.
+        """
         handler = self._routes.get(absolute(topic))
-        return handler(msg, now) if handler is not None else ""
+        if handler is None:
+            return ""
+        return handler(msg, now) if decoded is None else handler(msg, now, decoded)
+
+    def _ee_pose(self, msg: Any, now: float, decoded: Any = None) -> str:
+        self.builder.add_ee_pose(msg, now, decoded)  # a rejected pose is reported through on_problem
+        return ""
 
     @staticmethod
     def _input(add: Callable[[Any, float], Any], msg: Any, now: float) -> str:

@@ -308,12 +308,15 @@ class Lane:
             self.no_observation_times.append(now)
 
     # ---------------------------------------------------------------- inputs
-    def on_message(self, topic: str, msg: Any, now: float) -> None:
+    def on_message(self, topic: str, msg: Any, now: float, decoded: Any = None) -> None:
         """One input message received at `now`: into the policy half (`PolicyRuntime.route`), and the
-        EE pose also into the executor's feedback (`FeedbackPose`), as the two nodes take them."""
-        self.runtime.route(topic, msg, now)
+        EE pose also into the executor's feedback (`FeedbackPose`), as the two nodes take them.
+
+        `decoded`: an EE pose's `pose_to_ee`, when the caller decoded it once for several lanes.
+        """
+        self.runtime.route(topic, msg, now, decoded)
         if absolute(topic) == self._ee_topic:
-            self.feedback.on_msg(msg, now)  # a pose the rule ignores is reported by the builder too
+            self.feedback.on_msg(msg, now, decoded)  # a pose the rule ignores is reported by the builder too
 
 
 def _taken_at(record: InferenceRecord) -> float:

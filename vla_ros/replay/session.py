@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from vla_ros.core import msg_decode
 from vla_ros.core.config import VlaConfig
 from vla_ros.replay.bag_inputs import POSE_SOURCE_ROLES, PoseSources, TopicRoles
 from vla_ros.replay.bag_io import Bag, BagMessage
@@ -138,8 +139,17 @@ class ReplaySession:
                 if role in ("camera", "joints"):
                     self.arrivals.setdefault(topic, []).append(now)
         if to_lanes:
+            decoded = self._decode_pose(msg) if topic == self.poses.ee_topic else None
             for lane in self.lanes.values():
-                lane.on_message(topic, msg, now)
+                lane.on_message(topic, msg, now, decoded)
+
+    def _decode_pose(self, msg: Any) -> Any:
+        """An EE pose decoded once for every lane (None if malformed: each lane's rules then say why)."""
+        try:
+            return msg_decode.pose_to_ee(msg.pose, str(msg.header.frame_id) or self.cfg.robot.base_frame,
+                                         self.poses.ee_topic)
+        except (msg_decode.MessageError, AttributeError, TypeError, ValueError):
+            return None
 
     def on_message(self, m: BagMessage) -> None:
         """A bag message in each of its roles (TF / FK ones as the EE poses they yield)."""
