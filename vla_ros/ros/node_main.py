@@ -96,7 +96,9 @@ def spin(node: Node, executor: Executor, duration: float = 0.0, teardown_timeout
         else:
             while rclpy.ok() and time.monotonic() < end:
                 executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except KeyboardInterrupt:
+        _let_signal_handler_finish(node)
+    except ExternalShutdownException:
         pass
     except Exception as exc:  # noqa: BLE001 - re-raised unless the shutdown caused it
         # SIGINT shuts the context down under a running callback: its next publish raises
@@ -111,6 +113,24 @@ def spin(node: Node, executor: Executor, duration: float = 0.0, teardown_timeout
     if code != 0:
         _exit_now(code)
     return 0
+
+
+SIGNAL_SETTLE_S = 0.3  # [s] longest wait for rclpy's signal thread to shut the context down after a Ctrl-C
+
+
+def _let_signal_handler_finish(node: Node) -> None:
+    """After a Ctrl-C, wait (at most SIGNAL_SETTLE_S) until rclpy's own signal thread has shut the context
+    down, and a moment more, before the teardown destroys anything.
+
+    Why: on SIGINT rclpy's signal-handling thread triggers every executor's SIGINT guard condition and
+    shuts the contexts down, while this thread gets KeyboardInterrupt at once. A teardown that destroys
+    those guard conditions and the context while that thread still uses them is a known way to a
+    segfault at exit (seen once in CI: exit -11 instead of 1; rclpy issues #178/#253-like races).
+    """
+    deadline = time.monotonic() + SIGNAL_SETTLE_S
+    while _context_ok(node) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(0.02)
 
 
 def teardown(node: Node, executor: Executor, timeout: float = TEARDOWN_TIMEOUT) -> int:
