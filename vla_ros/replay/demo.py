@@ -148,30 +148,9 @@ def record_demonstrations(cfg: VlaConfig, out: Path, task: str, episodes: int, s
     return sorted(p for p in out.glob("ep_[0-9][0-9][0-9]") if p.is_dir()), res.summary[POLICY]
 
 
-def run_demo(settings: DemoSettings | None = None, log: Callable[[str], None] = print) -> DemoResult:
-    """The whole demo (see the module docstring); returns the paths and the numbers."""
-    import torch
-
-    from vla_ros.policy.flow_matching.policy import FlowMatchingPolicy
-    from vla_ros.policy.flow_matching.tiny import make_tiny_checkpoint
-    from vla_ros.policy.registry import load_configured_policy
-    from vla_ros.policy.training.dataset import samples_from_bags
-    from vla_ros.replay import plots as P
-    from vla_ros.replay.evaluate import run_evaluation
-    from vla_ros.replay.report import _img, _summary_html, clean, mean_row
-    from vla_ros.sim.evaluate import EXPERT, HOLD, POLICY, run_sim_eval
-
-    s = settings or DemoSettings()
-    out = Path(s.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _clean_out(out)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    horizon, dt = 10, 0.1
-    # Episodes of 6 s: the expert reaches in ~1-2.5 s; a policy that has not arrived by then is scored as failed.
-    overrides = {"sim.task": s.task, "sim.image_size": s.sim_image_size, "sim.episode_seconds": DEMO_EPISODE_SECONDS,
-                 **s.overrides}
-    train_seed, test_seed = s.seed * 1000, s.seed * 1000 + s.n_train
-
+def _record_phase(s: DemoSettings, out: Path, overrides: dict, train_seed: int, test_seed: int, *, horizon: int,
+                  dt: float, log: Callable[[str], None]) -> tuple[list[Path], list[Path], float]:
+    """1/4: the expert's training and held-out bags; and the seconds it took."""
     log(f"[1/4] simulator ({s.task}): scripted expert, {s.n_train} training + {s.n_test} held-out episodes -> "
         f"{out / 'bags'}")
     t0 = time.perf_counter()
@@ -183,6 +162,15 @@ def run_demo(settings: DemoSettings | None = None, log: Callable[[str], None] = 
     t_gen = time.perf_counter() - t0
     log(f"      {len(train_bags) + len(test_bags)} bags, expert success {train_sum['success_rate']:.0%} on the "
         f"training seeds, {train_sum['sim_seconds']:.0f} s of training recordings, in {t_gen:.1f} s")
+    return train_bags, test_bags, t_gen
+
+
+def _train_phase(s: DemoSettings, out: Path, overrides: dict, train_bags: list[Path], *, horizon: int, dt: float,
+                 log: Callable[[str], None]) -> tuple[Any, TrainStats]:
+    """2/4: a tiny flow-matching checkpoint trained on the training bags, saved to ``out/checkpoint``."""
+    from vla_ros.policy.flow_matching.policy import FlowMatchingPolicy
+    from vla_ros.policy.flow_matching.tiny import make_tiny_checkpoint
+    from vla_ros.policy.training.dataset import samples_from_bags
 
     log(f"[2/4] tiny flow-matching policy ({s.image_size} px, {s.action_mode} actions), training <= "
         f"{s.train_seconds:.0f} s")
@@ -200,6 +188,32 @@ def run_demo(settings: DemoSettings | None = None, log: Callable[[str], None] = 
     shutil.rmtree(out / "checkpoint_init", ignore_errors=True)
     log(f"      {stats.steps} steps on {stats.samples} samples in {stats.seconds:.1f} s; final loss "
         f"{stats.final_loss:.4f} (first steps {np.mean(stats.losses[:10]):.3f}); checkpoint {ckpt}")
+    return ckpt, stats
+
+
+def _closed_loop_intro(s: DemoSettings, stats: TrainStats, n_train_bags: int, train_seed: int, test_seed: int,
+                       loss_png: Path | None, replay_rows: list) -> str:
+    """The closed-loop report's extra HTML: the training, and the replay summary on the held-out bags."""
+    from vla_ros.replay.report import _img, _summary_html
+
+    return (f"<h2>Training</h2><p>{stats.steps} steps (batch {s.batch_size}) on {stats.samples} samples from "
+            f"{n_train_bags} recorded expert episodes (seeds {train_seed}..{train_seed + s.n_train - 1}) in "
+            f"{stats.seconds:.1f} s; final loss {stats.final_loss:.4f}. Closed loop on the held-out seeds "
+            f"{test_seed}..{test_seed + s.n_test - 1}.</p>" + (_img(loss_png, "training loss") if loss_png else "")
+            + "<h2>Replay on the held-out expert bags (open loop)</h2><p class='muted'>What the trained policy "
+            "would have commanded on the expert's recordings, vs hold (details: <a href='../replay/index.html'>"
+            "replay/index.html</a>).</p>" + _summary_html(replay_rows))
+
+
+def _evaluate_phase(s: DemoSettings, out: Path, overrides: dict, ckpt: Any, stats: TrainStats,
+                    train_bags: list[Path], test_bags: list[Path], train_seed: int, test_seed: int,
+                    log: Callable[[str], None]) -> tuple[Any, Any, float]:
+    """3/4 and 4/4: the saved checkpoint replayed on the held-out bags, then closed loop on the held-out
+    seeds; the replay's and the closed loop's outputs and the seconds both took."""
+    from vla_ros.policy.registry import load_configured_policy
+    from vla_ros.replay import plots as P
+    from vla_ros.replay.evaluate import run_evaluation
+    from vla_ros.sim.evaluate import run_sim_eval
 
     t0 = time.perf_counter()
     cfg = sim_demo_config(ckpt, overrides)
@@ -211,26 +225,28 @@ def run_demo(settings: DemoSettings | None = None, log: Callable[[str], None] = 
                             title="vla_ros demo: tiny flow-matching policy vs hold on held-out expert bags (open loop)",
                             extra_info={"train_steps": stats.steps, "train_s": f"{stats.seconds:.0f}"}, log=log)
         log(f"[4/4] closed loop: trained vs hold vs expert on the {s.n_test} held-out seeds")
-        extra = (f"<h2>Training</h2><p>{stats.steps} steps (batch {s.batch_size}) on {stats.samples} samples from "
-                 f"{len(train_bags)} recorded expert episodes (seeds {train_seed}..{train_seed + s.n_train - 1}) in "
-                 f"{stats.seconds:.1f} s; final loss {stats.final_loss:.4f}. Closed loop on the held-out seeds "
-                 f"{test_seed}..{test_seed + s.n_test - 1}.</p>" + (_img(loss_png, "training loss") if loss_png else "")
-                 + "<h2>Replay on the held-out expert bags (open loop)</h2><p class='muted'>What the trained policy "
-                 "would have commanded on the expert's recordings, vs hold (details: <a href='../replay/index.html'>"
-                 "replay/index.html</a>).</p>" + _summary_html(ev.rows))
+        extra = _closed_loop_intro(s, stats, len(train_bags), train_seed, test_seed, loss_png, ev.rows)
         sim = run_sim_eval(cfg, trained, task=s.task, episodes=s.n_test, seed=test_seed, out_dir=out / "report",
                            progress=s.progress, extra_html=extra, log=log,
                            title=f"vla_ros demo: tiny flow-matching policy, closed loop in the simulator ({s.task})",
                            extra_info={"train_steps": stats.steps, "train_s": f"{stats.seconds:.0f}"})
     finally:
         trained.close()
-    t_eval = time.perf_counter() - t0
-    mean = mean_row(ev.rows) or {}
+    return ev, sim, time.perf_counter() - t0
+
+
+def _demo_numbers(s: DemoSettings, stats: TrainStats, t_gen: float, t_eval: float, n_bags: tuple[int, int],
+                  sim: Any, replay_rows: list) -> dict[str, Any]:
+    """demo.json's numbers: the training, the closed-loop success per lane, the replay errors vs hold."""
+    from vla_ros.replay.report import mean_row
+    from vla_ros.sim.evaluate import EXPERT, HOLD, POLICY
+
+    mean = mean_row(replay_rows) or {}
     numbers: dict[str, Any] = {
         "task": s.task, "train_steps": stats.steps, "train_seconds": stats.seconds, "train_samples": stats.samples,
         "final_loss": stats.final_loss, "first_loss": float(np.mean(stats.losses[:10])) if stats.losses else None,
         "generate_seconds": t_gen, "eval_seconds": t_eval,
-        "episodes": {"train": len(train_bags), "test": len(test_bags)},
+        "episodes": {"train": n_bags[0], "test": n_bags[1]},
         "closed_loop": {lane: {k: sim.summary[lane][k] for k in ("success_rate", "successes", "episodes",
                                                                   "time_to_success_s", "final_distance_m")}
                         for lane in (POLICY, HOLD, EXPERT)},
@@ -240,6 +256,31 @@ def run_demo(settings: DemoSettings | None = None, log: Callable[[str], None] = 
             pol, hold = mean[key]["policy"], mean[key]["hold"]
             numbers[key] = {"policy": pol, "hold": hold,
                             "hold_over_policy": hold / pol if pol and math.isfinite(pol) and pol > 0 else None}
+    return numbers
+
+
+def run_demo(settings: DemoSettings | None = None, log: Callable[[str], None] = print) -> DemoResult:
+    """The whole demo (see the module docstring); returns the paths and the numbers."""
+    import torch
+
+    from vla_ros.replay.report import clean
+
+    s = settings or DemoSettings()
+    out = Path(s.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _clean_out(out)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    horizon, dt = 10, 0.1
+    # Episodes of 6 s: the expert reaches in ~1-2.5 s; a policy that has not arrived by then is scored as failed.
+    overrides = {"sim.task": s.task, "sim.image_size": s.sim_image_size, "sim.episode_seconds": DEMO_EPISODE_SECONDS,
+                 **s.overrides}
+    train_seed, test_seed = s.seed * 1000, s.seed * 1000 + s.n_train
+    train_bags, test_bags, t_gen = _record_phase(s, out, overrides, train_seed, test_seed, horizon=horizon, dt=dt,
+                                                 log=log)
+    ckpt, stats = _train_phase(s, out, overrides, train_bags, horizon=horizon, dt=dt, log=log)
+    ev, sim, t_eval = _evaluate_phase(s, out, overrides, ckpt, stats, train_bags, test_bags, train_seed, test_seed,
+                                      log)
+    numbers = _demo_numbers(s, stats, t_gen, t_eval, (len(train_bags), len(test_bags)), sim, ev.rows)
     (out / "demo.json").write_text(
         json.dumps(clean({"settings": asdict(s), "numbers": numbers}), indent=2, default=str) + "\n")
     return DemoResult(out, sim.report_path, sim.metrics_path, ev.report_path, Path(ckpt), stats, t_gen, t_eval, numbers,

@@ -127,6 +127,78 @@ def _qos_for(conn, msgtype: str, depth: int = 10, topic: str = ""):
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability, durability=durability)
 
 
+def _publishers(node: Any, bag: Bag, topics: Iterable[str] | None, depth: int, stats: PlayStats,
+                log: Callable[[str], None]) -> dict[str, tuple[Any, type]]:
+    """One publisher per topic to play (of `topics`, else all) with its rclpy class and QoS; the topics that
+    cannot play go to ``stats.skipped_topics`` with the reason, logged."""
+    wanted = set(topics) if topics else None
+    pubs: dict[str, tuple[Any, type]] = {}
+    for info in bag.topics.values():
+        if wanted is not None and info.name not in wanted:
+            continue
+        if info.msgtype in bag.unknown_types:
+            stats.skipped_topics[info.name] = f"unknown type {info.msgtype}"
+            continue
+        try:
+            cls = _message_class(info.msgtype)
+        except (ModuleNotFoundError, AttributeError, ValueError) as exc:
+            hint = "; install tf2_msgs (ros-<distro>-tf2-msgs)" if info.msgtype.startswith("tf2_msgs/") else ""
+            stats.skipped_topics[info.name] = f"no rclpy message class for {info.msgtype} ({exc}){hint}"
+            continue
+        qos = _qos_for(bag.connection_for(info.name), info.msgtype, depth, info.name)
+        pubs[info.name] = (node.create_publisher(cls, info.name, qos), cls)
+    if wanted:
+        for t in sorted(wanted - set(bag.topics)):
+            stats.skipped_topics[t] = "not in the bag"
+    for t, why in stats.skipped_topics.items():
+        log(f"play: not publishing {t}: {why}")
+    return pubs
+
+
+class _ClockPublisher:
+    """/clock (rosgraph_msgs/Clock) carrying the bag time; does nothing without a publisher."""
+
+    def __init__(self, node: Any, cls: type, enabled: bool, stats: PlayStats):
+        self.cls = cls
+        self.pub = node.create_publisher(cls, "/clock", 10) if enabled else None
+        self.stats = stats
+
+    def __call__(self, t_bag: float) -> None:
+        if self.pub is None:
+            return
+        sec = int(t_bag)
+        msg = self.cls()
+        msg.clock.sec, msg.clock.nanosec = sec, int(round((t_bag - sec) * 1e9)) % 1_000_000_000
+        self.pub.publish(msg)
+        self.stats.clock_messages += 1
+
+
+def _play_once(bag: Bag, pubs: dict[str, tuple[Any, type]], rate: float, period: float | None,
+               stop_event: threading.Event, publish_clock: _ClockPublisher, stats: PlayStats) -> None:
+    """One pass over the bag: each message at its bag time / `rate`, /clock before it and every `period` s."""
+    t_bag0 = None
+    wall0 = time.monotonic()
+    for m in bag.messages(list(pubs)):
+        if stop_event.is_set():
+            break
+        if t_bag0 is None:
+            t_bag0 = m.t
+        target = wall0 + (m.t - t_bag0) / rate
+        while True:  # wait for the message's time, ticking /clock meanwhile
+            now = time.monotonic()
+            if now >= target or stop_event.is_set():
+                break
+            nxt = min(target, now + period) if period else target
+            stop_event.wait(max(0.0, nxt - now))
+            if period and time.monotonic() < target:
+                publish_clock(t_bag0 + (time.monotonic() - wall0) * rate)
+        publish_clock(m.t)
+        pub, cls = pubs[m.topic]
+        pub.publish(to_rclpy(m.msg, cls))
+        stats.published += 1
+        stats.per_topic[m.topic] = stats.per_topic.get(m.topic, 0) + 1
+
+
 def play_bag(path: str | Path, *, rate: float = 1.0, loop: bool = False, topics: Iterable[str] | None = None,
              clock: bool = True, clock_rate: float = 100.0, delay: float = 0.5, context: Any = None,
              stop_event: threading.Event | None = None, node_name: str = "vla_ros_player",
@@ -153,67 +225,17 @@ def play_bag(path: str | Path, *, rate: float = 1.0, loop: bool = False, topics:
         with Bag(path) as bag:
             for note in bag.notes:
                 log(note)
-            wanted = set(topics) if topics else None
-            pubs: dict[str, tuple[Any, type]] = {}
-            for info in bag.topics.values():
-                if wanted is not None and info.name not in wanted:
-                    continue
-                if info.msgtype in bag.unknown_types:
-                    stats.skipped_topics[info.name] = f"unknown type {info.msgtype}"
-                    continue
-                try:
-                    cls = _message_class(info.msgtype)
-                except (ModuleNotFoundError, AttributeError, ValueError) as exc:
-                    hint = "; install tf2_msgs (ros-<distro>-tf2-msgs)" if info.msgtype.startswith("tf2_msgs/") else ""
-                    stats.skipped_topics[info.name] = f"no rclpy message class for {info.msgtype} ({exc}){hint}"
-                    continue
-                qos = _qos_for(bag.connection_for(info.name), info.msgtype, depth, info.name)
-                pubs[info.name] = (node.create_publisher(cls, info.name, qos), cls)
-            if wanted:
-                for t in sorted(wanted - set(bag.topics)):
-                    stats.skipped_topics[t] = "not in the bag"
-            for t, why in stats.skipped_topics.items():
-                log(f"play: not publishing {t}: {why}")
+            pubs = _publishers(node, bag, topics, depth, stats, log)
             if not pubs:
                 raise ValueError(f"bag {path}: nothing to publish")
-            clock_pub = node.create_publisher(Clock, "/clock", 10) if clock else None
+            publish_clock = _ClockPublisher(node, Clock, clock, stats)
             period = 1.0 / clock_rate if clock and clock_rate > 0 else None
             log(f"play: {bag.path} ({bag.duration:.1f} s, {len(pubs)} topics) at "
                 f"{rate:g}x{' in a loop' if loop else ''}{', with /clock' if clock else ''}")
-
-            def publish_clock(t_bag: float) -> None:
-                if clock_pub is None:
-                    return
-                sec = int(t_bag)
-                msg = Clock()
-                msg.clock.sec, msg.clock.nanosec = sec, int(round((t_bag - sec) * 1e9)) % 1_000_000_000
-                clock_pub.publish(msg)
-                stats.clock_messages += 1
-
             if delay > 0:
                 stop_event.wait(delay)  # let discovery match the publishers first
             while not stop_event.is_set():
-                t_bag0 = None
-                wall0 = time.monotonic()
-                for m in bag.messages(list(pubs)):
-                    if stop_event.is_set():
-                        break
-                    if t_bag0 is None:
-                        t_bag0 = m.t
-                    target = wall0 + (m.t - t_bag0) / rate
-                    while True:  # wait for the message's time, ticking /clock meanwhile
-                        now = time.monotonic()
-                        if now >= target or stop_event.is_set():
-                            break
-                        nxt = min(target, now + period) if period else target
-                        stop_event.wait(max(0.0, nxt - now))
-                        if period and time.monotonic() < target:
-                            publish_clock(t_bag0 + (time.monotonic() - wall0) * rate)
-                    publish_clock(m.t)
-                    pub, cls = pubs[m.topic]
-                    pub.publish(to_rclpy(m.msg, cls))
-                    stats.published += 1
-                    stats.per_topic[m.topic] = stats.per_topic.get(m.topic, 0) + 1
+                _play_once(bag, pubs, rate, period, stop_event, publish_clock, stats)
                 if bag.truncated:
                     log(bag.truncated)
                 stats.loops += 1

@@ -42,6 +42,7 @@ from vla_ros.policy.base import Policy
 from vla_ros.replay import metrics as M
 from vla_ros.replay.bag_io import BagWriter, MessageFactory
 from vla_ros.replay.lane import Lane
+from vla_ros.replay.session import SimClock
 from vla_ros.replay.ground_truth import abs_topic
 from vla_ros.sim.world import SimSpec, SimWorld
 
@@ -107,7 +108,8 @@ class Episode:
     workspace_excess: float = 0.0  # [m] how far the measured tool ever was outside the safety workspace
     rejected_by_world: int = 0
     inference_errors: int = 0
-    chunks_rejected: int = 0
+    chunks_rejected: int = 0  # refused by the executor
+    chunks_refused: int = 0  # refused by the policy node's chunk check before they were sent
     chunk_times: list[tuple[float, float, float]] = field(default_factory=list)  # (triggered, arrival, wall latency)
 
     def metrics(self) -> dict[str, Any]:
@@ -129,6 +131,7 @@ class Episode:
             "workspace_excess_m": self.workspace_excess,
             "commands_refused_by_sim": self.rejected_by_world,
             "inference_errors": self.inference_errors, "chunks_rejected": self.chunks_rejected,
+            "chunks_refused_by_chunk_check": self.chunks_refused,
             "timing_s": self.timing.as_dict(),
             "speed_x": self.duration / self.timing.total if self.timing.total > 0 else float("nan"),
             "bag": self.bag,
@@ -204,6 +207,195 @@ class _Recorder:
         self.w.close()
 
 
+def _observation_spec(cfg: VlaConfig, policy: Policy, cameras: tuple[str, ...] | None) -> ObservationSpec:
+    """What the observations carry: the policy's cameras, or `cameras` when given, or the profile's first
+    camera for a policy that reads none (the pivot of the synchronisation)."""
+    spec = ObservationSpec.from_config(cfg.robot, policy.metadata)
+    if cameras is not None:
+        return dataclasses.replace(spec, cameras=tuple(c for c in ObservationSpec.from_config(cfg.robot).cameras
+                                                       if c.name in cameras))
+    if not policy.metadata.cameras:
+        return dataclasses.replace(spec, cameras=spec.cameras[:1])
+    return spec
+
+
+class EpisodeRun:
+    """One closed-loop episode in progress: the world, the replay `Lane` on a `SimClock`, the arrays so far.
+
+    `tick(k)` runs control tick `k` in the order of the module docstring (arrivals, state messages and
+    the control tick, status snapshots, cameras and the inference, the task state), `step()` moves the
+    world to the next tick, `finish()` ends the lane and returns the `Episode`. `run_episode` drives it.
+    """
+
+    def __init__(self, world: SimWorld, cfg: VlaConfig, policy: Policy, *, lane: str, seed: int,
+                 cameras: tuple[str, ...] | None, record: str | Path | None, gif: bool):
+        self.t_wall0 = time.perf_counter()
+        self.timing = EpisodeTiming()
+        world.reset(seed)
+        if hasattr(policy, "bind"):
+            policy.bind(world)
+        robot = cfg.robot
+        self.world, self.cfg, self.name, self.seed, self.gif = world, cfg, lane, seed, gif
+        self.record = record
+        spec = _observation_spec(cfg, policy, cameras)
+        self.clock = SimClock(EPOCH)
+        self.lane = Lane(lane, policy, spec, cfg, self.clock)
+        self.lane.on_message(abs_topic(robot.instruction_topic), _String(world.instruction()), EPOCH)
+        self.msgs = MessageFactory()
+        self.joints_topic, self.ee_topic = abs_topic(robot.joint_state_topic), abs_topic(robot.ee_pose_topic)
+        self.cam_topics = {c.name: c.topic for c in spec.cameras}
+        self.all_cams = dict(zip(robot.camera_names, robot.camera_topics))
+        self.render_names = list(dict.fromkeys([*self.cam_topics, *(self.all_cams if record else ()),
+                                                *(("primary", "wrist") if gif else ())]))
+        self.rec = _Recorder(Path(record), cfg, world.instruction()) if record else None
+        self.lo = np.asarray(cfg.safety.workspace_min, np.float64)
+        self.hi = np.asarray(cfg.safety.workspace_max, np.float64)
+        ex = cfg.executor
+        self.ctrl_dt = ctrl_dt = 1.0 / ex.control_rate
+        self.trig_every = max(1, int(round(1.0 / (cfg.policy.rate_hz * ctrl_dt))))
+        self.status_every = max(1, int(round(1.0 / (ex.status_rate_hz * ctrl_dt))))
+        self.cam_every = max(1, int(round(1.0 / (cfg.sim.camera_rate * ctrl_dt)))) if self.rec else 0
+        self.ts: list[float] = []
+        self.tools: list[np.ndarray] = []
+        self.cmds: list[np.ndarray] = []
+        self.grips: list[float] = []
+        self.frames: list[np.ndarray] = []
+        self.distances: list[float] = []
+        self.injected: list[float] = []
+        self.success_at: float | None = None
+        self.last_cmd = np.full(3, np.nan)
+        self.excess = 0.0
+        self.state: dict = {}
+
+    def tick(self, k: int, stop_on_success: bool, after_success: float) -> bool:
+        """Control tick `k` (module docstring, steps 1-4) and the task state; True when the episode is over
+        (`after_success` seconds after the first success, with `stop_on_success`)."""
+        t_sim = k * self.ctrl_dt
+        now = EPOCH + t_sim
+        self.arrivals(now)
+        self.control(t_sim, now)
+        due = self.statuses(k, now)
+        self.observe(k, now, due)
+        if due:
+            chunk_rec = self.lane.infer(now, self.cfg.replay.latency, self.cfg.replay.fixed_latency)
+            if chunk_rec is not None:
+                self.injected.append(chunk_rec.injected_latency)
+        return self.task_state(t_sim, stop_on_success, after_success)
+
+    def arrivals(self, now: float) -> None:
+        """1. The chunks whose inference has finished by `now` arrive, each at its own time."""
+        ln, clock = self.lane, self.clock
+        while ln.in_flight is not None and ln.in_flight.arrival <= now + 1e-12:
+            clock.now = max(clock.now, ln.in_flight.arrival)
+            ln.deliver(clock.now)
+        clock.now = now
+
+    def control(self, t_sim: float, now: float) -> None:
+        """2. The state messages, then the control tick on the measured pose; its command moves the world."""
+        world, ln, msgs = self.world, self.lane, self.msgs
+        t0 = time.perf_counter()
+        names, qpos, _ = world.joint_state()
+        pos, quat = world.ee_pose()
+        js = msgs.joint_state(now, names, qpos)
+        ps = msgs.pose_stamped(now, self.cfg.robot.base_frame, pos, quat)
+        ln.on_message(self.joints_topic, js, now)
+        ln.on_message(self.ee_topic, ps, now)
+        self.timing.inputs += time.perf_counter() - t0
+        cmd = ln.tick(now)  # on the pose just routed (the executor node takes it as its feedback)
+        if cmd is not None:
+            if self.cfg.executor.output_mode == "twist":
+                world.command_twist(cmd.linear, cmd.angular)
+            else:
+                world.command_pose(cmd.position, cmd.orientation)
+            if cmd.gripper is not None:
+                world.command_gripper(cmd.gripper)
+            self.last_cmd = np.asarray(cmd.position, np.float64)
+        if self.rec is not None:
+            t0 = time.perf_counter()
+            self.rec.write(self.joints_topic, now, js)
+            self.rec.write(self.ee_topic, now, ps)
+            if cmd is not None:
+                self.rec.command(now, cmd)
+            self.timing.record += time.perf_counter() - t0
+        self.ts.append(t_sim)
+        self.tools.append(pos)
+        self.cmds.append(self.last_cmd)
+        self.grips.append(world.gripper_opening())
+        self.excess = max(self.excess, _workspace_excess(pos, self.lo, self.hi))
+
+    def statuses(self, k: int, now: float) -> bool:
+        """3. The ExecutorStatus snapshot when one is due; whether the trigger (queue or rate) is due."""
+        due = False
+        if self.lane.needs_status and k % self.status_every == 0:
+            due = self.lane.snapshot(now)
+        if self.lane.trigger is None:
+            due = k % self.trig_every == 0
+        return due
+
+    def observe(self, k: int, now: float, due: bool) -> None:
+        """4. The cameras, rendered only when an observation is taken (a due trigger, no inference in flight:
+        else it is skipped as busy) or recorded; the GIF frame with the commanded target."""
+        obs_due = due and self.lane.in_flight is None
+        rec_due = self.rec is not None and k % self.cam_every == 0
+        if not (obs_due or rec_due):
+            return
+        t0 = time.perf_counter()
+        images = {c: self.world.render(c) for c in (self.render_names if rec_due or self.gif else self.cam_topics)}
+        self.timing.render += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for c, img in images.items():
+            msg = self.msgs.image(now, f"{c}_camera", img)
+            if obs_due and c in self.cam_topics:
+                self.lane.on_message(self.cam_topics[c], msg, now)
+            if rec_due and c in self.all_cams:
+                self.rec.write(abs_topic(self.all_cams[c]), now, msg)
+        self.timing.inputs += time.perf_counter() - t0
+        if self.gif and obs_due:
+            self.frames.append(gif_frame(self.world, images, self.last_cmd))
+
+    def task_state(self, t_sim: float, stop_on_success: bool, after_success: float) -> bool:
+        """The task's distance and success at `t_sim`; True when the episode ends here after a success."""
+        self.state = state = self.world.task_state()
+        self.distances.append(state["distance"])
+        if state["success"] and self.success_at is None:
+            self.success_at = t_sim
+        return (self.success_at is not None and stop_on_success
+                and t_sim - self.success_at >= after_success - 1e-9)
+
+    def step(self) -> None:
+        """5. The world steps to the next tick."""
+        t0 = time.perf_counter()
+        self.world.step(self.ctrl_dt)
+        self.timing.physics += time.perf_counter() - t0
+
+    def finish(self) -> Episode:
+        """The lane's end (its last status), the bag closed; the episode."""
+        ln, timing, record = self.lane, self.timing, self.record
+        ln.finish(self.clock.now)
+        if self.rec is not None:
+            t0 = time.perf_counter()
+            self.rec.close()
+            timing.record += time.perf_counter() - t0
+        timing.policy = ln.timing.policy
+        timing.executor = ln.timing.executor
+        timing.total = time.perf_counter() - self.t_wall0
+        chunks, ts, distances, success_at = list(ln.records), self.ts, self.distances, self.success_at
+        return Episode(
+            lane=self.name, task=self.world.task.name, seed=self.seed, success=success_at is not None,
+            time_to_success=success_at, duration=ts[-1] if ts else 0.0,
+            final_distance=float(distances[-1]) if distances else float("nan"),
+            min_distance=float(np.min(distances)) if distances else float("nan"),
+            t=np.asarray(ts), tool=np.asarray(self.tools), command=np.asarray(self.cmds),
+            gripper=np.asarray(self.grips), distance=np.asarray(distances), commands=ln.arrays(), chunks=len(chunks),
+            latencies=[x.wall_latency for x in chunks], injected=self.injected, timing=timing, frames=self.frames,
+            bag=str(record) if record else "", task_state=self.state, workspace_excess=self.excess,
+            rejected_by_world=self.world.rejected_commands, inference_errors=int(ln.worker.stats.errors),
+            chunks_rejected=int(ln.status.chunks_rejected) if ln.status is not None else 0,
+            chunks_refused=len(ln.refused),
+            chunk_times=[(x.triggered_at - EPOCH, x.arrival - EPOCH, x.wall_latency) for x in chunks],
+        )
+
+
 def run_episode(world: SimWorld, cfg: VlaConfig, policy: Policy, *, lane: str = "policy", seed: int = 0,
                 cameras: tuple[str, ...] | None = None, record: str | Path | None = None, gif: bool = False,
                 max_seconds: float | None = None, stop_on_success: bool = True,
@@ -216,144 +408,14 @@ def run_episode(world: SimWorld, cfg: VlaConfig, policy: Policy, *, lane: str = 
     ends `after_success` seconds after the first success (with `stop_on_success`; a demonstration
     that also shows staying at the goal), else after the task's length.
     """
-    t_wall0 = time.perf_counter()
-    timing = EpisodeTiming()
-    world.reset(seed)
-    robot, p, ex, r = cfg.robot, cfg.policy, cfg.executor, cfg.replay
-    if hasattr(policy, "bind"):
-        policy.bind(world)
-    spec = ObservationSpec.from_config(robot, policy.metadata)
-    if cameras is not None:
-        spec = dataclasses.replace(spec,
-                                   cameras=tuple(c for c in ObservationSpec.from_config(robot).cameras
-                                                 if c.name in cameras))
-    elif not policy.metadata.cameras:
-        spec = dataclasses.replace(spec, cameras=spec.cameras[:1])
-    clock_now = [EPOCH]
-    ln = Lane(lane, policy, spec, cfg, lambda: clock_now[0])
-    ln.on_message(abs_topic(robot.instruction_topic), _String(world.instruction()), EPOCH)
-    msgs = MessageFactory()
-    frame = robot.base_frame
-    joints_topic, ee_topic = abs_topic(robot.joint_state_topic), abs_topic(robot.ee_pose_topic)
-    cam_topics = {c.name: c.topic for c in spec.cameras}
-    all_cams = dict(zip(robot.camera_names, robot.camera_topics))
-    render_names = list(dict.fromkeys([*cam_topics, *(all_cams if record else ()), *(("primary", "wrist") if gif
-                                                                                     else ())]))
-    rec = _Recorder(Path(record), cfg, world.instruction()) if record else None
-    lo, hi = np.asarray(cfg.safety.workspace_min, np.float64), np.asarray(cfg.safety.workspace_max, np.float64)
-
-    ctrl_dt = 1.0 / ex.control_rate
-    trig_every = max(1, int(round(1.0 / (p.rate_hz * ctrl_dt))))
-    status_every = max(1, int(round(1.0 / (ex.status_rate_hz * ctrl_dt))))
-    cam_every = max(1, int(round(1.0 / (cfg.sim.camera_rate * ctrl_dt)))) if rec else 0
+    run = EpisodeRun(world, cfg, policy, lane=lane, seed=seed, cameras=cameras, record=record, gif=gif)
     seconds = episode_seconds(cfg, world.task.name) if max_seconds is None else float(max_seconds)
-    n_ticks = int(round(seconds / ctrl_dt))
-    ts, tools, cmds, grips, frames = [], [], [], [], []
-    injected: list[float] = []
-    success_at = None
-    last_cmd = np.full(3, np.nan)
-    excess = 0.0
-    distances = []
-    state: dict = {}
-    k = 0
+    n_ticks = int(round(seconds / run.ctrl_dt))
     for k in range(n_ticks + 1):
-        t_sim = k * ctrl_dt
-        now = EPOCH + t_sim
-        # 1. arrivals (at their own time, before this tick)
-        while ln.in_flight is not None and ln.in_flight.arrival <= now + 1e-12:
-            clock_now[0] = max(clock_now[0], ln.in_flight.arrival)
-            ln.deliver(clock_now[0])
-        clock_now[0] = now
-        # 2. state messages, then the control tick on the measured pose
-        t0 = time.perf_counter()
-        names, qpos, _ = world.joint_state()
-        pos, quat = world.ee_pose()
-        js = msgs.joint_state(now, names, qpos)
-        ps = msgs.pose_stamped(now, frame, pos, quat)
-        ln.on_message(joints_topic, js, now)
-        ln.on_message(ee_topic, ps, now)
-        timing.inputs += time.perf_counter() - t0
-        cmd = ln.tick(now)  # on the pose just routed (the executor node takes it as its feedback)
-        if cmd is not None:
-            if ex.output_mode == "twist":
-                world.command_twist(cmd.linear, cmd.angular)
-            else:
-                world.command_pose(cmd.position, cmd.orientation)
-            if cmd.gripper is not None:
-                world.command_gripper(cmd.gripper)
-            last_cmd = np.asarray(cmd.position, np.float64)
-        if rec is not None:
-            t0 = time.perf_counter()
-            rec.write(joints_topic, now, js)
-            rec.write(ee_topic, now, ps)
-            if cmd is not None:
-                rec.command(now, cmd)
-            timing.record += time.perf_counter() - t0
-        ts.append(t_sim)
-        tools.append(pos)
-        cmds.append(last_cmd)
-        grips.append(world.gripper_opening())
-        excess = max(excess, _workspace_excess(pos, lo, hi))
-        # 3. status snapshots
-        due = False
-        if ln.needs_status and k % status_every == 0:
-            due = ln.snapshot(now)
-        if ln.trigger is None:
-            due = k % trig_every == 0
-        # 4. cameras (only when an observation is taken or recorded) and the inference
-        obs_due = due and ln.in_flight is None  # else the trigger is skipped (busy): nothing is taken
-        rec_due = rec is not None and k % cam_every == 0
-        if obs_due or rec_due:
-            t0 = time.perf_counter()
-            images = {c: world.render(c) for c in (render_names if rec_due or gif else cam_topics)}
-            timing.render += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            for c, img in images.items():
-                msg = msgs.image(now, f"{c}_camera", img)
-                if obs_due and c in cam_topics:
-                    ln.on_message(cam_topics[c], msg, now)
-                if rec_due and c in all_cams:
-                    rec.write(abs_topic(all_cams[c]), now, msg)
-            timing.inputs += time.perf_counter() - t0
-            if gif and obs_due:
-                frames.append(gif_frame(world, images, last_cmd))
-        if due:
-            chunk_rec = ln.infer(now, r.latency, r.fixed_latency)
-            if chunk_rec is not None:
-                injected.append(chunk_rec.injected_latency)
-        # task state, end of episode
-        state = world.task_state()
-        distances.append(state["distance"])
-        if state["success"] and success_at is None:
-            success_at = t_sim
-        if success_at is not None and stop_on_success and t_sim - success_at >= after_success - 1e-9:
+        if run.tick(k, stop_on_success, after_success) or k == n_ticks:
             break
-        if k == n_ticks:
-            break
-        t0 = time.perf_counter()
-        world.step(ctrl_dt)
-        timing.physics += time.perf_counter() - t0
-    ln.finish(clock_now[0])
-    if rec is not None:
-        t0 = time.perf_counter()
-        rec.close()
-        timing.record += time.perf_counter() - t0
-    timing.policy = ln.timing.policy
-    timing.executor = ln.timing.executor
-    timing.total = time.perf_counter() - t_wall0
-    chunks = [x for x in ln.records]
-    return Episode(
-        lane=lane, task=world.task.name, seed=seed, success=success_at is not None, time_to_success=success_at,
-        duration=ts[-1] if ts else 0.0, final_distance=float(distances[-1]) if distances else float("nan"),
-        min_distance=float(np.min(distances)) if distances else float("nan"),
-        t=np.asarray(ts), tool=np.asarray(tools), command=np.asarray(cmds), gripper=np.asarray(grips),
-        distance=np.asarray(distances), commands=ln.arrays(), chunks=len(chunks),
-        latencies=[x.wall_latency for x in chunks], injected=injected,
-        timing=timing, frames=frames, bag=str(record) if record else "", task_state=state, workspace_excess=excess,
-        rejected_by_world=world.rejected_commands, inference_errors=int(ln.worker.stats.errors),
-        chunks_rejected=int(ln.status.chunks_rejected) if ln.status is not None else 0,
-        chunk_times=[(x.triggered_at - EPOCH, x.arrival - EPOCH, x.wall_latency) for x in chunks],
-    )
+        run.step()
+    return run.finish()
 
 
 @dataclass(frozen=True)

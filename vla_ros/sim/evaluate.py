@@ -115,6 +115,77 @@ def format_table(summary: dict[str, dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def _check_request(episodes: int, lanes: Sequence[str]) -> None:
+    if episodes < 1:
+        raise ValueError(f"episodes: expected at least 1, got {episodes}")
+    bad = [x for x in lanes if x not in LANES]
+    if bad or POLICY not in lanes:
+        raise ValueError(f"lanes: expected the policy lane and any of {', '.join(LANES[1:])}, got {list(lanes)}")
+
+
+def _lane_makers(cfg: VlaConfig, policy: Policy, lanes: Sequence[str]) -> dict[str, Callable[[], Policy]]:
+    """Per lane, the policy of a new episode: the one under test, `hold` with its horizon and dt, the expert."""
+    from vla_ros.replay.evaluate import hold_for
+
+    meta = policy.metadata
+    makers: dict[str, Callable[[], Policy]] = {POLICY: lambda: policy}
+    if HOLD in lanes:
+        makers[HOLD] = lambda: hold_for(policy)
+    if EXPERT in lanes:
+        makers[EXPERT] = lambda: ExpertPolicy(horizon=meta.horizon, dt=meta.dt, frame_id=cfg.robot.base_frame)
+    return makers
+
+
+def _remove_old_bags(rec_root: Path, record_lanes: Sequence[str]) -> None:
+    """The bags an earlier run wrote there (``ep_XXX`` directories with a bag's metadata.yaml), removed."""
+    for d in [rec_root / lane for lane in record_lanes] + [rec_root]:
+        for old in (d.glob("ep_[0-9][0-9][0-9]") if d.is_dir() else ()):
+            if (old / "metadata.yaml").is_file():
+                shutil.rmtree(old)  # our own bags of an earlier run
+
+
+def _run_episodes(cfg: VlaConfig, task: str, seeds: list[int], makers: dict[str, Callable[[], Policy]], *,
+                  rec_root: Path | None, record_lanes: Sequence[str], gif: bool, after_success: float,
+                  progress: bool) -> dict[str, list[Episode]]:
+    """Every lane's episode for every seed, in one world (the policy lane with GIF frames when `gif`)."""
+    results: dict[str, list[Episode]] = {lane: [] for lane in makers}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(seeds) * len(makers), desc=f"sim-eval {task}", unit="episode")
+    world = world_for(cfg, task, seeds[0])
+    try:
+        for s in seeds:
+            for lane, make in makers.items():
+                pol = make()
+                bag = None
+                if rec_root is not None and lane in record_lanes:
+                    bag = (rec_root if len(record_lanes) == 1 else rec_root / lane) / f"ep_{s - seeds[0]:03d}"
+                ep = run_episode(world, cfg, pol, lane=lane, seed=s, record=bag, after_success=after_success,
+                                 gif=gif and lane == POLICY)
+                results[lane].append(ep)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(lane=lane, success=sum(e.success for e in results[POLICY]))
+    finally:
+        world.close()
+        if bar is not None:
+            bar.close()
+    return results
+
+
+def _report_info(cfg: VlaConfig, task: str, episodes: int, seeds: list[int], meta: Any,
+                 extra: dict[str, Any] | None) -> dict:
+    """The run's settings at the top of the report."""
+    p = cfg.policy
+    return {"task": task, "episodes": episodes, "seeds": f"{seeds[0]}..{seeds[-1]}", "policy": meta.policy_type,
+            "checkpoint": meta.checkpoint_id or "-", "robot": cfg.robot.name,
+            "trigger": f"{p.trigger} ({p.rate_hz:g} Hz)" if p.trigger == "rate" else p.trigger,
+            "executor": f"{cfg.executor.strategy} @ {cfg.executor.control_rate:g} Hz", "rtc": p.rtc,
+            "latency": cfg.replay.latency, "image_size": cfg.sim.image_size, **(extra or {})}
+
+
 def run_sim_eval(cfg: VlaConfig, policy: Policy | None = None, *, task: str | None = None, episodes: int = 5,
                  seed: int | None = None, out_dir: str | Path | None = None, record: str | Path | None = None,
                  record_lanes: Sequence[str] = (POLICY,), lanes: Sequence[str] = LANES, gifs: bool = True,
@@ -124,15 +195,10 @@ def run_sim_eval(cfg: VlaConfig, policy: Policy | None = None, *, task: str | No
                  log: Callable[[str], None] = print) -> SimEvalOutput:
     """Run the lanes' episodes and (with `out_dir`) write metrics.json, plots, GIFs and index.html."""
     from vla_ros.policy.compat import check_compatible, compatibility_report
-    from vla_ros.replay.evaluate import hold_for
 
     task = task or cfg.sim.task
     seed = cfg.sim.seed if seed is None else int(seed)
-    if episodes < 1:
-        raise ValueError(f"episodes: expected at least 1, got {episodes}")
-    bad = [x for x in lanes if x not in LANES]
-    if bad or POLICY not in lanes:
-        raise ValueError(f"lanes: expected the policy lane and any of {', '.join(LANES[1:])}, got {list(lanes)}")
+    _check_request(episodes, lanes)
     own = policy is None
     policy = policy or policy_for(cfg)
     try:
@@ -142,57 +208,23 @@ def run_sim_eval(cfg: VlaConfig, policy: Policy | None = None, *, task: str | No
                 log(line)
             check_compatible(meta, cfg.robot, cfg.policy, timing=False)
         policy.warmup()
-        makers: dict[str, Callable[[], Policy]] = {POLICY: lambda: policy}
-        if HOLD in lanes:
-            makers[HOLD] = lambda: hold_for(policy)
-        if EXPERT in lanes:
-            makers[EXPERT] = lambda: ExpertPolicy(horizon=meta.horizon, dt=meta.dt, frame_id=cfg.robot.base_frame)
+        makers = _lane_makers(cfg, policy, lanes)
         rec_root = Path(record) if record else None
         if rec_root is not None:
-            for d in [rec_root / lane for lane in record_lanes] + [rec_root]:
-                for old in (d.glob("ep_[0-9][0-9][0-9]") if d.is_dir() else ()):
-                    if (old / "metadata.yaml").is_file():
-                        shutil.rmtree(old)  # our own bags of an earlier run
+            _remove_old_bags(rec_root, record_lanes)
         out = Path(out_dir) if out_dir else None
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
         seeds = [seed + i for i in range(episodes)]
-        results: dict[str, list[Episode]] = {lane: [] for lane in makers}
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(seeds) * len(makers), desc=f"sim-eval {task}", unit="episode")
-        world = world_for(cfg, task, seed)
-        try:
-            for s in seeds:
-                for lane, make in makers.items():
-                    pol = make()
-                    bag = None
-                    if rec_root is not None and lane in record_lanes:
-                        bag = (rec_root if len(record_lanes) == 1 else rec_root / lane) / f"ep_{s - seed:03d}"
-                    ep = run_episode(world, cfg, pol, lane=lane, seed=s, record=bag, after_success=after_success,
-                                     gif=gifs and out is not None and lane == POLICY)
-                    results[lane].append(ep)
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(lane=lane, success=sum(e.success for e in results[POLICY]))
-        finally:
-            world.close()
-            if bar is not None:
-                bar.close()
+        results = _run_episodes(cfg, task, seeds, makers, rec_root=rec_root, record_lanes=record_lanes,
+                                gif=gifs and out is not None, after_success=after_success, progress=progress)
         summary = {lane: summarize(eps) for lane, eps in results.items()}
         table = format_table(summary)
         metrics_path = report_path = None
         if out is not None:
             from vla_ros.sim import report as SR
 
-            info = {"task": task, "episodes": episodes, "seeds": f"{seeds[0]}..{seeds[-1]}", "policy": meta.policy_type,
-                    "checkpoint": meta.checkpoint_id or "-", "robot": cfg.robot.name,
-                    "trigger": f"{cfg.policy.trigger} ({cfg.policy.rate_hz:g} Hz)" if cfg.policy.trigger == "rate"
-                    else cfg.policy.trigger,
-                    "executor": f"{cfg.executor.strategy} @ {cfg.executor.control_rate:g} Hz", "rtc": cfg.policy.rtc,
-                    "latency": cfg.replay.latency, "image_size": cfg.sim.image_size, **(extra_info or {})}
+            info = _report_info(cfg, task, episodes, seeds, meta, extra_info)
             metrics_path, report_path = SR.write_report(out, results, summary, info, cfg, title=title, plots=plots,
                                                         extra_html=extra_html)
         return SimEvalOutput(results, summary, out, metrics_path, report_path, table)
