@@ -1,18 +1,25 @@
 """Replay a bag through the policy and the executor on the bag's own clock: what would the robot have done?
 
-The loop drives the same ROS-free code the nodes run, with a simulated clock instead of ROS time:
+The loop drives the nodes' own ROS-free runtimes, with a simulated clock instead of ROS time. Each
+lane (`vla_ros.replay.lane`) holds the `PolicyRuntime` that `PolicyNode` runs and the
+`ExecutorRuntime` that `ExecutorNode` runs, so the replay behaves as the nodes do (tested against
+the live nodes over DDS, in lockstep on sim time):
 
-- `ObservationBuilder` (per-message validation, approximate-time sync, max age, lazy decoding),
-  fed every bag message at its bag (receive) time - the time the node would have seen it;
+- every bag message is routed into the policy runtime at its bag (receive) time - the time the node
+  would have seen it: `ObservationBuilder` (validation, approximate-time sync, max age, lazy decoding);
 - `InferenceWorker.run_once` (newest observation, instruction changes reset the policy, chunk
-  stamped with the observation, seq / latency filled) called synchronously when the trigger is
-  due: ``policy.trigger`` ``rate`` every ``1 / policy.rate_hz``, ``queue`` from simulated
-  ExecutorStatus snapshots at ``executor.status_rate_hz`` (the `QueueTrigger` of the node);
-  Real-Time Chunking guidance (``policy.rtc``) comes from the same snapshots (`rtc_guidance`);
-- `ChunkExecutor` ticking at ``executor.control_rate`` with the recorded EE pose as feedback;
-  a chunk is submitted ``latency`` after its inference started (``replay.latency``: none,
-  measured = the inference's own wall time, fixed = ``replay.fixed_latency``), and while it is
-  "in flight" further triggers are skipped, as the node's worker skips them.
+  stamped with the observation, seq / latency filled) runs synchronously when the trigger is due:
+  ``policy.trigger`` ``rate`` every ``1 / policy.rate_hz``, ``queue`` from the executor's
+  ExecutorStatus messages at ``executor.status_rate_hz``; RTC guidance (``policy.rtc``) comes from
+  the same statuses, read back through `ExecutorFeedback.from_msg` as over DDS;
+- each chunk passes the policy node's chunk check (refused: never sent, recorded with ``sent``
+  False) and leaves as a vla_ros/ActionChunk message; it reaches the executor ``latency`` after its
+  inference started (``replay.latency``: none, measured = the inference's own wall time, fixed =
+  ``replay.fixed_latency``), is decoded and validated there, and enters the plan after the next
+  control tick (the node's order); while it is "in flight" further triggers are skipped, as the
+  node's worker skips them;
+- the executor ticks at ``executor.control_rate`` on the recorded EE pose by the node's rule (base
+  frame only, stamped with its receive time).
 
 Nothing sleeps: the replay runs as fast as the policy allows, and with latency none or fixed it
 is deterministic (same chunks, same commands).
