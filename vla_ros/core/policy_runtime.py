@@ -103,11 +103,6 @@ class PolicyRuntime:
             routes[absolute(cfg.policy.executor_status_topic)] = self.on_status
         return routes
 
-    @property
-    def topics(self) -> list[str]:
-        """Every (absolute) topic `route` takes."""
-        return list(self._routes)
-
     def route(self, topic: str, msg: Any, now: float, decoded: Any = None) -> str:
         """One input message received at `now`: "" / `INSTRUCTION` (it changed) / `DUE` (queue trigger).
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vla_ros.core.config import VlaConfig
-from vla_ros.core.executor import ChunkExecutor, ExecutorStatusData
+from vla_ros.core.executor import ExecutorStatusData
 from vla_ros.core.executor.executor import SubmitResult
 from vla_ros.core.executor_runtime import ExecutorRuntime, FeedbackPose
 from vla_ros.core.inference_worker import PendingInference
@@ -55,10 +55,6 @@ class InlineExecution:
         self.commands = CommandLog()
         self.timing = timing  # the lane's: executor seconds go to ``timing.executor``
         self.status: ExecutorStatusData | None = None
-
-    @property
-    def executor(self) -> ChunkExecutor:
-        return self.runtime.core
 
     def infer(self, lane: Lane, now: float, latency_mode: str, fixed_latency: float) -> ChunkRecord | None:
         return lane.run_inference(now, latency_mode, fixed_latency)
